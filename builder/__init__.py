@@ -1,0 +1,1 @@
+"""Everything a person sees: the table builder, the generated admin, imports."""

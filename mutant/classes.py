@@ -1,0 +1,118 @@
+"""Model classes built from definitions, cached per process under the version.
+
+A class is never trusted beyond the version it was built for: every lookup
+reads the definition's version from the database (one indexed query) and
+rebuilds when another process has changed the table since.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from django.apps import apps
+from django.db import models
+
+from mutant.models.definitions import APP_LABEL, ModelDefinition
+
+logger = logging.getLogger(__name__)
+
+_classes: dict[int, type[models.Model]] = {}
+# Builds and evictions touch the global app registry: one at a time.
+_lock = threading.RLock()
+
+
+def for_definition(pk: int, version: int | None = None) -> type[models.Model]:
+    """The class of table `pk`, fresh for `version` (read from the database if None)."""
+    if version is None:
+        version = (
+            ModelDefinition.objects.filter(pk=pk)
+            .values_list("version", flat=True)
+            .first()
+        )
+        if version is None:
+            forget(pk)
+            raise ModelDefinition.DoesNotExist(f"No table definition with id {pk}.")
+    cached = _classes.get(pk)
+    if cached is not None and cached._definition_version == version:
+        return cached
+    with _lock:
+        cached = _classes.get(pk)
+        if cached is not None and cached._definition_version == version:
+            return cached
+        return _build(ModelDefinition.objects.get(pk=pk))
+
+
+def _build(definition: ModelDefinition) -> type[models.Model]:
+    fields = definition.field_definitions()
+    forget(definition.pk)
+    _evict(definition.model_name)
+    meta = type(
+        "Meta",
+        (),
+        {
+            "app_label": APP_LABEL,
+            "db_table": definition.db_table,
+            "managed": False,
+            "verbose_name": definition.verbose_name or definition.object_name,
+            "verbose_name_plural": definition.verbose_name_plural
+            or f"{definition.verbose_name or definition.object_name}s",
+        },
+    )
+    attrs = {
+        "__module__": "mutant.tables.models",
+        "__str__": _row_str,
+        "Meta": meta,
+        "_definition_id": definition.pk,
+        "_definition_version": definition.version,
+    }
+    for field_def in fields:
+        attrs[field_def.name] = field_def.construct_field()
+    model = type(definition.object_name, (models.Model,), attrs)
+    _classes[definition.pk] = model
+    logger.debug("Built %s at version %s", model._meta.label, definition.version)
+    return model
+
+
+def _row_str(row: models.Model) -> str:
+    for field in row._meta.concrete_fields:
+        if not field.primary_key and isinstance(field, models.CharField):
+            value = getattr(row, field.attname)
+            if value:
+                return str(value)
+    return f"{row._meta.verbose_name} #{row.pk}"
+
+
+def forget(pk: int) -> None:
+    """Drop this process's class for table `pk` (after a change or a deletion)."""
+    with _lock:
+        model = _classes.pop(pk, None)
+        if model is not None:
+            _evict(model._meta.model_name)
+
+
+def forget_name(model_name: str) -> None:
+    """Drop whatever class is registered under `model_name` (a table gone elsewhere)."""
+    with _lock:
+        for pk, model in list(_classes.items()):
+            if model._meta.model_name == model_name.lower():
+                del _classes[pk]
+        _evict(model_name.lower())
+
+
+def _evict(model_name: str) -> None:
+    with apps._lock:
+        if apps.all_models[APP_LABEL].pop(model_name, None) is not None:
+            apps.clear_cache()
+
+
+def cached_class(pk: int) -> type[models.Model] | None:
+    """This process's class for `pk`, without asking the database (may be stale)."""
+    return _classes.get(pk)
+
+
+def forget_all() -> None:
+    """Drop every class this process built (tests, and a process that restarts its work)."""
+    with _lock:
+        for pk in list(_classes):
+            forget(pk)

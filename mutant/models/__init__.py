@@ -1,0 +1,51 @@
+"""Definition models and field types, importable as `mutant.models`."""
+
+from mutant.models.definitions import (
+    APP_LABEL,
+    FieldDefinition,
+    ModelDefinition,
+)
+from mutant.models.fields import (
+    BigIntegerFieldDefinition,
+    BooleanFieldDefinition,
+    CharFieldDefinition,
+    DateFieldDefinition,
+    DateTimeFieldDefinition,
+    DecimalFieldDefinition,
+    DurationFieldDefinition,
+    EmailFieldDefinition,
+    FloatFieldDefinition,
+    GenericIPAddressFieldDefinition,
+    IntegerFieldDefinition,
+    JSONFieldDefinition,
+    PositiveIntegerFieldDefinition,
+    SlugFieldDefinition,
+    TextFieldDefinition,
+    TimeFieldDefinition,
+    URLFieldDefinition,
+    UUIDFieldDefinition,
+)
+
+__all__ = [
+    "APP_LABEL",
+    "BigIntegerFieldDefinition",
+    "BooleanFieldDefinition",
+    "CharFieldDefinition",
+    "DateFieldDefinition",
+    "DateTimeFieldDefinition",
+    "DecimalFieldDefinition",
+    "DurationFieldDefinition",
+    "EmailFieldDefinition",
+    "FieldDefinition",
+    "FloatFieldDefinition",
+    "GenericIPAddressFieldDefinition",
+    "IntegerFieldDefinition",
+    "JSONFieldDefinition",
+    "ModelDefinition",
+    "PositiveIntegerFieldDefinition",
+    "SlugFieldDefinition",
+    "TextFieldDefinition",
+    "TimeFieldDefinition",
+    "URLFieldDefinition",
+    "UUIDFieldDefinition",
+]

@@ -1,0 +1,491 @@
+"""Definition models: a user table (ModelDefinition) and its columns (FieldDefinition).
+
+Saving or deleting a definition changes the real table in the same
+transaction: see `mutant.schema` for how the DDL is derived from the rows.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models.base import ModelBase
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from mutant import catalogue
+
+if TYPE_CHECKING:
+    from mutant.errors import ChangeReport
+    from mutant.schema import SchemaChange
+
+APP_LABEL = "tables"
+"""The app label of every user table (`tables.Penguin`)."""
+
+# ASCII identifiers only: they are column and table names on every backend,
+# and a person's own spelling goes in the verbose name.
+IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+MAX_FIELD_NAME = 63  # PostgreSQL's identifier limit
+MAX_OBJECT_NAME = 50  # leaves room for the "tables_" table prefix
+
+RESERVED_FIELD_NAMES = (
+    {"id", "pk", "objects", "DoesNotExist", "MultipleObjectsReturned"}
+    | set(keyword.kwlist)
+    | set(keyword.softkwlist)
+    | set(dir(models.Model))
+)
+
+
+def validate_identifier(value: str, max_length: int, what: str) -> None:
+    if not value:
+        raise ValidationError(gettext("The %(what)s cannot be empty.") % {"what": what})
+    if len(value) > max_length:
+        raise ValidationError(
+            gettext("The %(what)s is too long: at most %(max)d characters.")
+            % {"what": what, "max": max_length}
+        )
+    if not IDENTIFIER.match(value):
+        raise ValidationError(
+            gettext(
+                "The %(what)s %(value)r may contain only letters A-Z, digits and "
+                "underscores, and must start with a letter."
+            )
+            % {"what": what, "value": value}
+        )
+    if "__" in value or value.endswith("_"):
+        raise ValidationError(
+            gettext(
+                "The %(what)s %(value)r cannot contain a double underscore or end with one."
+            )
+            % {"what": what, "value": value}
+        )
+    if keyword.iskeyword(value) or keyword.issoftkeyword(value):
+        raise ValidationError(
+            gettext("%(value)r is a reserved word.") % {"value": value}
+        )
+
+
+class DefinitionQuerySet(models.QuerySet):
+    """Deletes one definition at a time, so that each deletion changes the schema."""
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        count = 0
+        for obj in self:
+            obj.delete()
+            count += 1
+        return count, {self.model._meta.label: count}
+
+
+class ModelDefinition(models.Model):
+    """One user table."""
+
+    object_name = models.CharField(
+        _("name"),
+        max_length=MAX_OBJECT_NAME,
+        unique=True,
+        help_text=_("The model's class name, e.g. Penguin."),
+    )
+    verbose_name = models.CharField(_("verbose name"), max_length=255, blank=True)
+    verbose_name_plural = models.CharField(
+        _("verbose name plural"), max_length=255, blank=True
+    )
+    description = models.TextField(_("description"), blank=True)
+    version = models.PositiveIntegerField(_("version"), default=0, editable=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("changed"), auto_now=True)
+
+    objects = DefinitionQuerySet.as_manager()
+
+    class Meta:
+        app_label = "mutant"
+        ordering = ("object_name",)
+        verbose_name = _("table definition")
+        verbose_name_plural = _("table definitions")
+
+    def __str__(self) -> str:
+        return self.verbose_name or self.object_name
+
+    app_label = APP_LABEL
+
+    @property
+    def model_name(self) -> str:
+        return self.object_name.lower()
+
+    @property
+    def label(self) -> str:
+        return f"{APP_LABEL}.{self.object_name}"
+
+    @property
+    def db_table(self) -> str:
+        return f"{APP_LABEL}_{self.model_name}"
+
+    def clean(self) -> None:
+        try:
+            validate_identifier(self.object_name, MAX_OBJECT_NAME, gettext("table name"))
+        except ValidationError as error:
+            raise ValidationError({"object_name": error.messages}) from None
+        clash = ModelDefinition.objects.filter(object_name__iexact=self.object_name)
+        if self.pk:
+            clash = clash.exclude(pk=self.pk)
+        if clash.exists():
+            raise ValidationError(
+                {
+                    "object_name": gettext("A table named %(name)s already exists.")
+                    % {"name": self.object_name}
+                }
+            )
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.full_clean(validate_unique=False)
+        if self.pk and not kwargs.get("force_insert"):
+            # The version belongs to the schema change, never to a stale copy.
+            kwargs.setdefault(
+                "update_fields",
+                [
+                    f.name
+                    for f in self._meta.concrete_fields
+                    if not f.primary_key and f.name != "version"
+                ],
+            )
+        with self.batch():
+            super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        with self.batch():
+            return super().delete(*args, **kwargs)
+
+    def batch(self, *, dry_run: bool = False) -> SchemaChange:
+        """Group changes to this table into one schema operation.
+
+        Saves and deletions of the table's definitions inside the block are
+        applied to the database together when it exits, with one version bump.
+        With `dry_run`, nothing changes and the block's `report` tells what
+        would happen to the stored values.
+        """
+        from mutant.schema import SchemaChange
+
+        return SchemaChange.for_definition(self, dry_run=dry_run)
+
+    def field_definitions(self) -> list[FieldDefinition]:
+        """This table's fields, each as its own type, in order."""
+        if not self.pk:
+            return []
+        rows = (
+            FieldDefinition.objects.filter(model_def_id=self.pk)
+            .select_related(*(t._meta.model_name for t in catalogue.field_types()))
+            .order_by("position", "pk")
+        )
+        return [row.type_cast() for row in rows]
+
+    def model_class(self) -> type[models.Model]:
+        """The current model class for this table, built or taken from the cache."""
+        from mutant import classes
+
+        return classes.for_definition(self.pk)
+
+
+class FieldDefinitionBase(ModelBase):
+    """Takes the `defined_field_*` declarations off Meta and registers the type."""
+
+    DECLARATIONS = (
+        "defined_field_class",
+        "defined_field_options",
+        "defined_field_category",
+        "defined_field_description",
+    )
+
+    def __new__(mcs, name, bases, attrs, **kwargs):
+        meta = attrs.get("Meta")
+        declared = {}
+        if meta is not None:
+            for key in mcs.DECLARATIONS:
+                if key in meta.__dict__:
+                    declared[key] = meta.__dict__[key]
+                    delattr(meta, key)
+        cls = super().__new__(mcs, name, bases, attrs, **kwargs)
+        for key in mcs.DECLARATIONS:
+            inherited = getattr(getattr(cls, "_meta", None), key, None)
+            setattr(cls._meta, key, declared.get(key, inherited))
+        if cls._meta.defined_field_options is None:
+            cls._meta.defined_field_options = ()
+        if cls._meta.defined_field_class is not None and not cls._meta.abstract:
+            catalogue.register(cls)
+        return cls
+
+
+class FieldDefinition(models.Model, metaclass=FieldDefinitionBase):
+    """One column of a user table; each field type is a subclass."""
+
+    model_def = models.ForeignKey(
+        ModelDefinition,
+        on_delete=models.CASCADE,
+        related_name="field_defs",
+        verbose_name=_("table"),
+    )
+    field_type = models.CharField(_("type"), max_length=100, editable=False)
+    name = models.CharField(
+        _("name"),
+        max_length=MAX_FIELD_NAME,
+        help_text=_("The attribute and column name, e.g. species."),
+    )
+    verbose_name = models.CharField(_("label"), max_length=255, blank=True)
+    help_text = models.TextField(_("help text"), blank=True)
+    null = models.BooleanField(_("may be empty in the database"), default=False)
+    blank = models.BooleanField(_("may be left blank"), default=False)
+    default = models.TextField(
+        _("default"),
+        null=True,
+        blank=True,
+        help_text=_("Written as text; converted to the field's type."),
+    )
+    unique = models.BooleanField(_("unique"), default=False)
+    db_index = models.BooleanField(_("indexed"), default=False)
+    choices = models.JSONField(
+        _("choices"),
+        default=list,
+        blank=True,
+        help_text=_("A list of [value, label] pairs."),
+    )
+    position = models.PositiveIntegerField(_("position"), default=0)
+
+    objects = DefinitionQuerySet.as_manager()
+
+    class Meta:
+        app_label = "mutant"
+        ordering = ("position", "pk")
+        verbose_name = _("field definition")
+        verbose_name_plural = _("field definitions")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("model_def", "name"), name="mutant_field_name_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.verbose_name or self.name
+
+    # -- the field type --------------------------------------------------------
+
+    def type_cast(self) -> FieldDefinition:
+        """This definition as an instance of its own field type."""
+        if self._meta.defined_field_class is not None:
+            return self
+        return getattr(self, self.field_type)
+
+    @property
+    def definition_type(self) -> type[FieldDefinition]:
+        return catalogue.field_type(self.field_type) if self.field_type else type(self)
+
+    @property
+    def label(self) -> str:
+        return self.verbose_name or self.name
+
+    def option_kwargs(self) -> dict[str, Any]:
+        """The type-specific options, as keyword arguments of the Django field."""
+        return {name: getattr(self, name) for name in self._meta.defined_field_options}
+
+    def plain_field(self) -> models.Field:
+        """The Django field with only the type's options: converts values."""
+        return self._meta.defined_field_class(**self.option_kwargs())
+
+    def field_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "verbose_name": self.verbose_name or self.name.replace("_", " "),
+            "help_text": self.help_text,
+            "null": self.null,
+            "blank": self.blank,
+            "unique": self.unique,
+            "db_index": self.db_index,
+        }
+        if self.choices:
+            kwargs["choices"] = [
+                (self.parse_value(value), str(label)) for value, label in self.choices
+            ]
+        if self.default is not None:
+            kwargs["default"] = self.parse_value(self.default)
+        kwargs.update(self.option_kwargs())
+        return kwargs
+
+    def construct_field(self) -> models.Field:
+        """A new, unbound Django field built from this definition."""
+        return self._meta.defined_field_class(**self.field_kwargs())
+
+    # -- values ----------------------------------------------------------------
+
+    @property
+    def holds_text(self) -> bool:
+        return issubclass(
+            self._meta.defined_field_class, (models.CharField, models.TextField)
+        )
+
+    def parse_value(self, text: Any) -> Any:
+        """Convert a value written by a person (default, choice, cell) to Python."""
+        if isinstance(text, str):
+            if not self.holds_text:
+                text = text.strip()
+                if text == "":
+                    return None
+        return self.plain_field().to_python(text)
+
+    def value_to_text(self, value: Any) -> str:
+        """The text form of a stored value, which parse_value reads back."""
+        return str(value)
+
+    def convert_value(self, value: Any, source: FieldDefinition) -> Any:
+        """Convert a value stored by `source` to this type without losing it.
+
+        Raises ValidationError when the value cannot be converted, would lose
+        information, or is not valid for this field's options.
+        """
+        if value is not None:
+            if self.holds_text or source.holds_text:
+                value = self.parse_value(source.value_to_text(value))
+            else:
+                value = self._convert_losslessly(value, source)
+        if value is None and not self.null and self.default is not None:
+            value = self.parse_value(self.default)
+        return self.clean_stored_value(value)
+
+    def clean_stored_value(self, value: Any) -> Any:
+        """Check a value for storage in this field, as the database and the
+        field's validators see it: an empty value is fine where null is."""
+        field = self.construct_field()
+        value = field.to_python(value)
+        if value is None:
+            if not field.null:
+                raise ValidationError(field.error_messages["null"], code="null")
+            return None
+        field.validate(value, None)
+        field.run_validators(value)
+        return value
+
+    def _convert_losslessly(self, value: Any, source: FieldDefinition) -> Any:
+        try:
+            converted = self.parse_value(value)
+            if source.plain_field().to_python(converted) == value:
+                return converted
+        except (ValidationError, TypeError, ValueError, ArithmeticError):
+            pass
+        # Through text, which either parses exactly or says why it does not.
+        converted = self.parse_value(source.value_to_text(value))
+        try:
+            same = source.plain_field().to_python(converted) == value
+        except (ValidationError, TypeError, ValueError, ArithmeticError):
+            same = False
+        if not same:
+            raise ValidationError(
+                gettext("%(value)s would change to %(converted)s.")
+                % {"value": value, "converted": converted}
+            )
+        return converted
+
+    # -- validation and saving -----------------------------------------------
+
+    def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
+        try:
+            validate_identifier(self.name, MAX_FIELD_NAME, gettext("field name"))
+            if self.name in RESERVED_FIELD_NAMES or self.name.lower() in {"id", "pk"}:
+                raise ValidationError(
+                    gettext("%(name)r is reserved; choose another name.")
+                    % {"name": self.name}
+                )
+        except ValidationError as error:
+            errors["name"] = error.messages
+        if "name" not in errors and self.model_def_id:
+            clash = FieldDefinition.objects.filter(
+                model_def_id=self.model_def_id, name__iexact=self.name
+            )
+            if self.pk:
+                clash = clash.exclude(pk=self.pk)
+            if clash.exists():
+                errors["name"] = [
+                    gettext("This table already has a field named %(name)s.")
+                    % {"name": self.name}
+                ]
+        self.clean_values(errors)
+        if errors:
+            raise ValidationError(errors)
+
+    def clean_values(self, errors: dict[str, list[str]]) -> None:
+        """Check the default and the choices against the field's own type."""
+        if not isinstance(self.choices, list) or not all(
+            isinstance(c, (list, tuple)) and len(c) == 2 for c in self.choices
+        ):
+            errors["choices"] = [gettext("Choices must be a list of [value, label] pairs.")]
+            return
+        try:
+            values = [self.parse_value(value) for value, _label in self.choices]
+            if len(set(map(repr, values))) != len(values):
+                raise ValidationError(gettext("Two choices have the same value."))
+        except ValidationError as error:
+            errors["choices"] = error.messages
+            return
+        except (TypeError, ValueError, ArithmeticError):
+            errors["choices"] = [gettext("A choice's value is not valid for this type.")]
+            return
+        if self.default is not None:
+            try:
+                self.construct_field().clean(self.parse_value(self.default), None)
+            except ValidationError as error:
+                errors["default"] = error.messages
+            except (TypeError, ValueError, ArithmeticError):
+                errors["default"] = [gettext("The default is not valid for this type.")]
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self._meta.defined_field_class is not None:
+            self.field_type = self._meta.model_name
+        if self._state.adding and not self.position:
+            last = (
+                FieldDefinition.objects.filter(model_def_id=self.model_def_id)
+                .order_by("-position")
+                .values_list("position", flat=True)
+                .first()
+            )
+            self.position = (last or 0) + 1
+        self.full_clean(validate_constraints=False)
+        with self.model_def.batch():
+            super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        with self.model_def.batch():
+            return super().delete(*args, **kwargs)
+
+    def change_type(
+        self,
+        new_type: type[FieldDefinition],
+        *,
+        dry_run: bool = False,
+        **options: Any,
+    ) -> ChangeReport:
+        """Turn this field into another type, converting every stored value.
+
+        Refused with DataLossError (nothing changed) if any value cannot be
+        converted; with `dry_run`, only reports what would happen.
+        """
+        common = {
+            f.attname: getattr(self, f.attname)
+            for f in FieldDefinition._meta.concrete_fields
+        }
+        common.update({k: v for k, v in options.items() if k in common})
+        new = new_type(**common)
+        for key, value in options.items():
+            if key not in common:
+                setattr(new, key, value)
+        new.field_type = new_type._meta.model_name
+        setattr(new, new._meta.pk.attname, self.pk)
+        new.full_clean(validate_unique=False, validate_constraints=False)
+        old_type = self.definition_type
+        with self.model_def.batch(dry_run=dry_run) as change:
+            # Swap the type's own row; the common row keeps its id, so the
+            # schema change sees the same field with another type.
+            old_type._base_manager.filter(pk=self.pk)._raw_delete(self._state.db)
+            common["field_type"] = new.field_type
+            FieldDefinition._base_manager.filter(pk=self.pk).update(
+                **{k: v for k, v in common.items() if k != "id"}
+            )
+            new.save_base(raw=True, force_insert=True)
+        return change.report

@@ -1,0 +1,1 @@
+"""The app every user table belongs to (`tables.<Name>`)."""
