@@ -25,11 +25,7 @@ _lock = threading.RLock()
 def for_definition(pk: int, version: int | None = None) -> type[models.Model]:
     """The class of table `pk`, fresh for `version` (read from the database if None)."""
     if version is None:
-        version = (
-            ModelDefinition.objects.filter(pk=pk)
-            .values_list("version", flat=True)
-            .first()
-        )
+        version = ModelDefinition.objects.filter(pk=pk).values_list("version", flat=True).first()
         if version is None:
             forget(pk)
             raise ModelDefinition.DoesNotExist(f"No table definition with id {pk}.")

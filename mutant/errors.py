@@ -21,9 +21,7 @@ class DefinitionBusy(MutantError):
     """Someone else is changing the table and the wait timed out."""
 
     def __init__(self, message: str | None = None):
-        super().__init__(
-            message or _("This table is being changed, try again in a moment.")
-        )
+        super().__init__(message or _("This table is being changed, try again in a moment."))
 
 
 @dataclass
@@ -62,9 +60,11 @@ class FieldReport:
             for p in self.problems[:5]
         )
         return ngettext(
-            "%(field)s: %(count)d of %(total)d row cannot be kept when you %(action)s, for example %(examples)s.",
-            "%(field)s: %(count)d of %(total)d rows cannot be kept when you %(action)s, for example %(examples)s.",
-            self.problem_count,
+            "%(field)s: %(count)d of %(total)d row cannot be kept when you "
+            "%(action)s, for example %(examples)s.",
+            "%(field)s: %(count)d of %(total)d rows cannot be kept when you "
+            "%(action)s, for example %(examples)s.",
+            self.total,
         ) % {
             "field": self.field,
             "count": self.problem_count,

@@ -36,9 +36,7 @@ def column_types(connection, table: str) -> dict[str, tuple[str, bool]]:
             )
             return {name: (kind, nullable) for name, kind, nullable in cursor.fetchall()}
         description = connection.introspection.get_table_description(cursor, table)
-        return {
-            info.name: (str(info.type_code), bool(info.null_ok)) for info in description
-        }
+        return {info.name: (str(info.type_code), bool(info.null_ok)) for info in description}
 
 
 def drift(using: str = "default") -> list[str]:

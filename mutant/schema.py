@@ -26,7 +26,7 @@ from django.db.migrations.state import ModelState, ProjectState
 from django.db.models import F
 from django.utils.translation import gettext as _
 
-from mutant import classes
+from mutant import classes, signals
 from mutant.errors import ChangeReport, DataLossError, FieldReport, RowProblem, SchemaError
 from mutant.models.definitions import APP_LABEL, FieldDefinition, ModelDefinition
 
@@ -73,8 +73,7 @@ class TableState:
             pk=definition.pk,
             object_name=definition.object_name,
             fields=tuple(
-                FieldState(d.pk, d.name, d.field_type, d)
-                for d in definition.field_definitions()
+                FieldState(d.pk, d.name, d.field_type, d) for d in definition.field_definitions()
             ),
             meta=(
                 definition.verbose_name,
@@ -136,8 +135,15 @@ class ValueCheck:
     """Reads one column and checks (or converts) every stored value."""
 
     # Options whose change can make stored values invalid.
-    CONSTRAINING = {"null", "blank", "unique", "max_length", "choices", "max_digits",
-                    "decimal_places", "protocol"}
+    CONSTRAINING = {
+        "null",
+        "unique",
+        "max_length",
+        "choices",
+        "max_digits",
+        "decimal_places",
+        "protocol",
+    }
 
     def __init__(self, model: type[models.Model], old: FieldState, new: FieldState):
         self.model = model
@@ -156,8 +162,7 @@ class ValueCheck:
     def run(self, report: ChangeReport) -> None:
         retyped = self.old.field_type != self.new.field_type
         action = (
-            _("change its type to %(type)s")
-            % {"type": self.new.definition._meta.verbose_name}
+            _("change its type to %(type)s") % {"type": self.new.definition._meta.verbose_name}
             if retyped
             else _("change its options")
         )
@@ -199,7 +204,9 @@ class ValueCheck:
 
 
 def check_added(
-    model: type[models.Model], new: FieldState, editor: BaseDatabaseSchemaEditor,
+    model: type[models.Model],
+    new: FieldState,
+    editor: BaseDatabaseSchemaEditor,
     report: ChangeReport,
 ) -> None:
     """A new column must have a value for the rows already there."""
@@ -208,9 +215,7 @@ def check_added(
     if not pks:
         return
     total = model._base_manager.count()
-    result = FieldReport(
-        field=new.definition.label, action=_("add it"), total=total
-    )
+    result = FieldReport(field=new.definition.label, action=_("add it"), total=total)
     default = editor.effective_default(field)
     if default is None and not field.null:
         reason = _("no value: allow empty values or give a default")
@@ -310,13 +315,24 @@ class SchemaChange:
         if not self.report.ok:
             raise DataLossError(self.report)
         plan.apply()
-        if after is not None:
-            ModelDefinition.objects.filter(pk=after.pk).update(version=F("version") + 1)
-            self.definition.version = (
-                ModelDefinition.objects.filter(pk=after.pk)
-                .values_list("version", flat=True)
-                .get()
+        if after is None:
+            signals.table_deleted.send(
+                ModelDefinition, pk=before.pk, object_name=before.object_name
             )
+            return
+        ModelDefinition.objects.filter(pk=after.pk).update(version=F("version") + 1)
+        self.definition.version = (
+            ModelDefinition.objects.filter(pk=after.pk).values_list("version", flat=True).get()
+        )
+        if before is None:
+            signals.table_created.send(ModelDefinition, definition=self.definition)
+        elif before.object_name != after.object_name:
+            signals.table_renamed.send(
+                ModelDefinition,
+                definition=self.definition,
+                old_object_name=before.object_name,
+            )
+        signals.table_changed.send(ModelDefinition, definition=self.definition, report=self.report)
 
 
 class _Joined:
@@ -356,11 +372,14 @@ class Plan:
         self.added = [new[pk] for pk in new if pk not in old]
         kept = [(old[pk], new[pk]) for pk in new if pk in old]
         self.retyped = [(o, n) for o, n in kept if o.field_type != n.field_type]
-        self.renamed = [(o, n) for o, n in kept if o.field_type == n.field_type and o.name != n.name]
+        self.renamed = [
+            (o, n) for o, n in kept if o.field_type == n.field_type and o.name != n.name
+        ]
         self.altered = [
             (o, n)
             for o, n in kept
-            if o.field_type == n.field_type and o.field().deconstruct()[3] != n.field().deconstruct()[3]
+            if o.field_type == n.field_type
+            and o.field().deconstruct()[3] != n.field().deconstruct()[3]
         ]
 
     def check(self, report: ChangeReport) -> None:
@@ -391,7 +410,7 @@ class Plan:
         for old in self.removed:
             run(ops.RemoveField(name, old.name))
         self._rename(name)
-        for old, new in self.altered:
+        for _old, new in self.altered:
             run(ops.AlterField(name, new.name, new.field()))
         for old, new in self.retyped:
             self._retype(name, old, new)
@@ -438,9 +457,8 @@ class Plan:
         column = model._meta.get_field(scratch)
         connection = self.editor.connection
         qn = connection.ops.quote_name
-        sql = "UPDATE {} SET {} = %s WHERE {} = %s".format(
-            qn(model._meta.db_table), qn(column.column), qn(model._meta.pk.column)
-        )
+        table, pk_column = qn(model._meta.db_table), qn(model._meta.pk.column)
+        sql = f"UPDATE {table} SET {qn(column.column)} = %s WHERE {pk_column} = %s"  # noqa: S608
         with connection.cursor() as cursor:
             cursor.executemany(
                 sql,

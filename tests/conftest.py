@@ -16,7 +16,8 @@ def drop_user_tables() -> None:
     classes.forget_all()
     with connection.cursor() as cursor:
         names = [
-            name for name in connection.introspection.table_names(cursor)
+            name
+            for name in connection.introspection.table_names(cursor)
             if name.startswith("tables_")
         ]
         for name in names:

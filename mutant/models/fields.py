@@ -161,9 +161,7 @@ class BooleanFieldDefinition(FieldDefinition):
                 return True
             if word in self.FALSE:
                 return False
-            raise ValidationError(
-                gettext("%(value)r is neither yes nor no.") % {"value": text}
-            )
+            raise ValidationError(gettext("%(value)r is neither yes nor no.") % {"value": text})
         return super().parse_value(text)
 
 
@@ -253,9 +251,7 @@ class URLFieldDefinition(FieldDefinition):
 
 class GenericIPAddressFieldDefinition(FieldDefinition):
     PROTOCOLS = (("both", _("IPv4 or IPv6")), ("IPv4", "IPv4"), ("IPv6", "IPv6"))
-    protocol = models.CharField(
-        _("protocol"), max_length=4, choices=PROTOCOLS, default="both"
-    )
+    protocol = models.CharField(_("protocol"), max_length=4, choices=PROTOCOLS, default="both")
 
     class Meta:
         app_label = "mutant"
