@@ -11,7 +11,7 @@ import logging
 import threading
 
 from django.apps import apps
-from django.db import models
+from django.db import DEFAULT_DB_ALIAS, connections, models
 
 from mutant.models.definitions import APP_LABEL, ModelDefinition
 
@@ -25,7 +25,7 @@ _lock = threading.RLock()
 def for_definition(pk: int, version: int | None = None) -> type[models.Model]:
     """The class of table `pk`, fresh for `version` (read from the database if None)."""
     if version is None:
-        version = ModelDefinition.objects.filter(pk=pk).values_list("version", flat=True).first()
+        version = current_version(pk)
         if version is None:
             forget(pk)
             raise ModelDefinition.DoesNotExist(f"No table definition with id {pk}.")
@@ -37,6 +37,23 @@ def for_definition(pk: int, version: int | None = None) -> type[models.Model]:
         if cached is not None and cached._definition_version == version:
             return cached
         return _build(ModelDefinition.objects.get(pk=pk))
+
+
+def current_version(pk: int, using: str = DEFAULT_DB_ALIAS) -> int | None:
+    """The table's version as committed (or as this transaction sees it)."""
+    # Plain SQL: this runs before every use of a table, and the ORM's query
+    # compilation would cost more than the query itself.
+    connection = connections[using]
+    meta = ModelDefinition._meta
+    qn = connection.ops.quote_name
+    sql = (
+        f"SELECT {qn(meta.get_field('version').column)} FROM {qn(meta.db_table)} "  # noqa: S608
+        f"WHERE {qn(meta.pk.column)} = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [pk])
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def _build(definition: ModelDefinition) -> type[models.Model]:

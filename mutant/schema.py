@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -187,7 +188,7 @@ class ValueCheck:
                 if len(result.examples) < 5 and value is not None:
                     result.examples.append((value, new_value))
             if field.unique and new_value is not None:
-                key = new_value
+                key = new_value if isinstance(new_value, Hashable) else repr(new_value)
                 if seen[key]:
                     result.add_problem(
                         RowProblem(

@@ -47,3 +47,41 @@ def db_env() -> dict[str, str]:
         )
     env["PYTHONPATH"] = os.getcwd()
     return env
+
+
+class DjangoChild:
+    """A running second process (tests/django_child.py) on the test database."""
+
+    def __init__(self, env: dict[str, str]):
+        import subprocess
+        import sys
+
+        self.process = subprocess.Popen(
+            [sys.executable, "tests/django_child.py"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+
+    def run(self, code: str):
+        import json
+
+        self.process.stdin.write(json.dumps(code) + "\n")
+        self.process.stdin.flush()
+        answer = json.loads(self.process.stdout.readline())
+        if "error" in answer:
+            raise AssertionError("child process failed:\n" + answer["error"])
+        return answer["result"]
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def child(schema_db, db_env):
+    """A second Django process on this test's database."""
+    process = DjangoChild(db_env)
+    yield process
+    process.close()
