@@ -1,0 +1,550 @@
+"""Forms of the builder: what a person types, before it becomes a definition.
+
+People write labels ("Customer orders", "Date of birth"); the names the
+engine needs (an ASCII identifier per table and per field) are derived
+from them here, and the engine's own validation has the last word.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import PurePath
+
+import tablib
+from django import forms
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from mutant import catalogue
+from mutant.models import FieldDefinition, ModelDefinition
+from mutant.models.definitions import (
+    MAX_FIELD_NAME,
+    MAX_OBJECT_NAME,
+    RESERVED_FIELD_NAMES,
+    validate_identifier,
+)
+
+# -- names from labels ------------------------------------------------------------
+
+
+def _words(label: str) -> list[str]:
+    ascii_text = unicodedata.normalize("NFKD", label).encode("ascii", "ignore").decode()
+    return re.findall(r"[A-Za-z0-9]+", ascii_text)
+
+
+def _name_is_free(name: str, max_length: int, taken: set[str], reserved: set[str]) -> bool:
+    try:
+        validate_identifier(name, max_length, "name")
+    except ValidationError:
+        return False
+    return name.lower() not in taken and name not in reserved and name.lower() not in {"id", "pk"}
+
+
+def _first_free(base: str, joiner: str, max_length: int, taken: set[str], reserved: set[str]):
+    base = base[:max_length].rstrip("_")
+    candidate, number = base, 1
+    while not _name_is_free(candidate, max_length, taken, reserved):
+        number += 1
+        suffix = f"{joiner}{number}"
+        candidate = base[: max_length - len(suffix)].rstrip("_") + suffix
+    return candidate
+
+
+def table_name_from_label(label: str, taken: Iterable[str] = ()) -> str:
+    """A free table name (CamelCase identifier) for a label: "Customer orders" -> CustomerOrders."""
+    base = "".join(word[:1].upper() + word[1:] for word in _words(label))
+    if not base[:1].isalpha():
+        base = "Table" + base
+    reserved = set(keyword.kwlist) | set(keyword.softkwlist)
+    return _first_free(base, "", MAX_OBJECT_NAME, {t.lower() for t in taken}, reserved)
+
+
+def field_name_from_label(label: str, taken: Iterable[str] = ()) -> str:
+    """A free field name (snake_case identifier) for a label: "Date of birth" -> date_of_birth."""
+    base = "_".join(word.lower() for word in _words(label))
+    if not base[:1].isalpha():
+        base = "field_" + base if base else "field"
+    return _first_free(base, "_", MAX_FIELD_NAME, {t.lower() for t in taken}, RESERVED_FIELD_NAMES)
+
+
+def table_title(definition: ModelDefinition) -> str:
+    """What a person calls the table: its plural label, else its label, else its name."""
+    return definition.verbose_name_plural or definition.verbose_name or definition.object_name
+
+
+# -- tables -----------------------------------------------------------------------
+
+
+class TableForm(forms.Form):
+    """A table's name as people say it, and what it is for."""
+
+    title = forms.CharField(
+        label=_("Table name"),
+        max_length=255,
+        help_text=_("What the table holds, for example: Customer orders."),
+    )
+    record_name = forms.CharField(
+        label=_("One record is called"),
+        max_length=255,
+        required=False,
+        help_text=_("For example: customer order. Leave empty to use the table name."),
+    )
+    description = forms.CharField(
+        label=_("Description"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("Optional: what the table is for, who fills it in."),
+    )
+
+    # The engine's names for the errors it raises, as this form's inputs.
+    error_fields = {
+        "object_name": "title",
+        "verbose_name_plural": "title",
+        "verbose_name": "record_name",
+    }
+
+    def __init__(self, *args, instance: ModelDefinition | None = None, **kwargs):
+        self.instance = instance
+        if instance is not None:
+            kwargs.setdefault(
+                "initial",
+                {
+                    "title": table_title(instance),
+                    "record_name": instance.verbose_name if instance.verbose_name_plural else "",
+                    "description": instance.description,
+                },
+            )
+        super().__init__(*args, **kwargs)
+
+    def clean_title(self) -> str:
+        title = self.cleaned_data["title"].strip()
+        others = ModelDefinition.objects.all()
+        if self.instance is not None:
+            others = others.exclude(pk=self.instance.pk)
+        for other in others:
+            if title.lower() in {table_title(other).lower(), other.object_name.lower()}:
+                raise ValidationError(
+                    _("A table called %(title)s already exists."), params={"title": title}
+                )
+        return title
+
+    def apply_to(self, definition: ModelDefinition) -> ModelDefinition:
+        """Set the definition's names from the form (a new name if the title changed)."""
+        title = self.cleaned_data["title"]
+        if not definition.object_name or title != table_title(definition):
+            taken = ModelDefinition.objects.exclude(pk=definition.pk).values_list(
+                "object_name", flat=True
+            )
+            derived = table_name_from_label(title, taken)
+            if derived.lower() != (definition.object_name or "").lower():
+                definition.object_name = derived
+        definition.verbose_name_plural = title
+        definition.verbose_name = self.cleaned_data["record_name"].strip() or title
+        definition.description = self.cleaned_data["description"]
+        return definition
+
+
+# -- field types ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TypeOffer:
+    """One field type as the builder offers it: which common settings fit it."""
+
+    field_type: type[FieldDefinition]
+
+    @property
+    def key(self) -> str:
+        return self.field_type._meta.model_name
+
+    @property
+    def title(self) -> str:
+        return str(self.field_type._meta.verbose_name)
+
+    @property
+    def description(self) -> str:
+        return str(self.field_type._meta.defined_field_description or "")
+
+    @property
+    def _django_class(self) -> type[models.Field]:
+        return self.field_type._meta.defined_field_class
+
+    @property
+    def _many(self) -> bool:
+        return bool(getattr(self._django_class, "many_to_many", False))
+
+    @property
+    def _relation(self) -> bool:
+        cls = self._django_class
+        return any(
+            getattr(cls, flag, False) for flag in ("many_to_one", "one_to_one", "many_to_many")
+        )
+
+    @property
+    def takes_choices(self) -> bool:
+        return not self._relation and not issubclass(
+            self._django_class, (models.BooleanField, models.JSONField)
+        )
+
+    @property
+    def takes_unique(self) -> bool:
+        return not self._many and not issubclass(
+            self._django_class, (models.BooleanField, models.JSONField)
+        )
+
+    @property
+    def takes_default(self) -> bool:
+        return not self._relation
+
+    @property
+    def holds_text(self) -> bool:
+        return issubclass(self._django_class, (models.CharField, models.TextField))
+
+
+def type_offers() -> list[tuple[str, list[TypeOffer]]]:
+    """The type picker: every registered type, grouped by category."""
+    return [
+        (str(category), [TypeOffer(t) for t in types])
+        for category, types in catalogue.by_category()
+    ]
+
+
+def type_offer(key: str) -> TypeOffer | None:
+    try:
+        return TypeOffer(catalogue.field_type(key))
+    except LookupError:
+        return None
+
+
+def option_formfields(field_type: type[FieldDefinition]) -> dict[str, forms.Field]:
+    """The type's own options (max length, decimal places, link target...) as form fields."""
+    fields = {}
+    for name in field_type._meta.defined_field_options:
+        model_field = field_type._meta.get_field(name)
+        formfield = model_field.formfield()
+        if formfield is not None:
+            fields[name] = formfield
+    return fields
+
+
+# -- fields -----------------------------------------------------------------------
+
+
+class FieldForm(forms.Form):
+    """A field's label, help text and settings; the type's own options are added per type."""
+
+    label = forms.CharField(
+        label=_("Label"),
+        max_length=255,
+        help_text=_("What people see, for example: Date of birth."),
+    )
+    required = forms.BooleanField(
+        label=_("Required: every record must have a value"), required=False
+    )
+    unique = forms.BooleanField(
+        label=_("Unique: no two records may have the same value"), required=False
+    )
+    default = forms.CharField(
+        label=_("Default value"),
+        required=False,
+        help_text=_("Filled in for new records, and for the records already in the table."),
+    )
+    help_text = forms.CharField(
+        label=_("Help text"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=_("A hint shown under the input when people fill in a record."),
+    )
+
+    error_fields = {
+        "name": "label",
+        "verbose_name": "label",
+        "null": "required",
+        "blank": "required",
+    }
+
+    def __init__(
+        self,
+        *args,
+        offer: TypeOffer,
+        instance: FieldDefinition | None = None,
+        other_labels: Iterable[str] = (),
+        **kwargs,
+    ):
+        self.offer = offer
+        self.instance = instance
+        self.other_labels = {label.lower() for label in other_labels}
+        if instance is not None:
+            initial = {
+                "label": instance.label,
+                "required": not instance.blank,
+                "unique": instance.unique,
+                "default": instance.default or "",
+                "help_text": instance.help_text,
+            }
+            for name in offer.field_type._meta.defined_field_options:
+                initial[name] = getattr(instance, name)
+            kwargs.setdefault("initial", initial)
+        super().__init__(*args, **kwargs)
+        options = option_formfields(offer.field_type)
+        # The type's options come right after the label.
+        ordered = {"label": self.fields.pop("label"), **options, **self.fields}
+        self.fields = ordered
+        if not offer.takes_unique:
+            del self.fields["unique"]
+        if not offer.takes_default:
+            del self.fields["default"]
+
+    def clean_label(self) -> str:
+        label = self.cleaned_data["label"].strip()
+        if label.lower() in self.other_labels:
+            raise ValidationError(
+                _("This table already has a field called %(label)s."), params={"label": label}
+            )
+        return label
+
+    def definition_values(self) -> dict:
+        """The form's values as FieldDefinition attributes (name excluded)."""
+        data = self.cleaned_data
+        required = data["required"]
+        unique = data.get("unique", False)
+        default = data.get("default", "")
+        values = {
+            "verbose_name": data["label"].strip(),
+            "help_text": data["help_text"],
+            "blank": not required,
+            # Text keeps "" for "no value", unless it must be unique: then
+            # empty values are NULL so that several records can leave it empty.
+            "null": not required and (not self.offer.holds_text or unique),
+            "unique": unique,
+            "default": default if default != "" else None,
+        }
+        for name in self.offer.field_type._meta.defined_field_options:
+            if name in data:
+                values[name] = data[name]
+        return values
+
+
+class ChoiceForm(forms.Form):
+    """One option of a choice list: what people see, and what is stored."""
+
+    label = forms.CharField(label=_("Option"), max_length=255, required=False)
+    value = forms.CharField(
+        label=_("Stored as"),
+        max_length=255,
+        required=False,
+        help_text=_("Leave empty to store the option itself."),
+    )
+
+
+class BaseChoiceFormSet(forms.BaseFormSet):
+    def clean(self) -> None:
+        if any(self.errors):
+            return
+        seen = set()
+        for form in self.forms:
+            if self.can_delete and self._should_delete_form(form):
+                continue
+            label = form.cleaned_data.get("label", "").strip()
+            value = form.cleaned_data.get("value", "").strip()
+            if not label and not value:
+                continue
+            key = (value or label).lower()
+            if key in seen:
+                raise ValidationError(
+                    _("The option %(option)s is in the list twice."), params={"option": label}
+                )
+            seen.add(key)
+
+    def choices(self) -> list[list[str]]:
+        """The options as the engine stores them: [value, label] pairs, in order."""
+        pairs = []
+        for form in self.forms:
+            if self.can_delete and self._should_delete_form(form):
+                continue
+            label = form.cleaned_data.get("label", "").strip()
+            value = form.cleaned_data.get("value", "").strip()
+            if label or value:
+                pairs.append([value or label, label or value])
+        return pairs
+
+
+ChoiceFormSet = forms.formset_factory(
+    ChoiceForm, formset=BaseChoiceFormSet, extra=2, can_delete=True
+)
+
+
+def choice_formset(
+    data=None, instance: FieldDefinition | None = None, *, preset: bool = False
+) -> BaseChoiceFormSet:
+    initial = None
+    if instance is not None and instance.choices:
+        initial = [{"value": str(value), "label": str(label)} for value, label in instance.choices]
+    formset = ChoiceFormSet(data, initial=initial, prefix="choices")
+    if preset and data is None and initial is None:
+        formset.extra = 3
+    return formset
+
+
+class ChangeTypeForm(forms.Form):
+    """The options of the type a field is about to become."""
+
+    def __init__(self, *args, offer: TypeOffer, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.offer = offer
+        self.fields.update(option_formfields(offer.field_type))
+
+
+# -- records and spreadsheets -------------------------------------------------------
+
+
+class SpreadsheetForm(forms.Form):
+    file = forms.FileField(
+        label=_("Spreadsheet"),
+        help_text=_("A CSV or Excel (.xlsx) file whose first row names the columns."),
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.xlsx,.tsv,.txt"}),
+    )
+    title = forms.CharField(
+        label=_("Table name"),
+        max_length=255,
+        required=False,
+        help_text=_("Leave empty to name the table after the file."),
+    )
+
+
+def title_from_filename(filename: str) -> str:
+    """ "customer_orders.csv" -> "Customer orders"."""
+    stem = PurePath(filename).stem
+    words = re.sub(r"[_\-.]+", " ", stem).strip()
+    return (words[:1].upper() + words[1:]) or str(_("Imported table"))
+
+
+class UnreadableFile(Exception):
+    """A file that is not a spreadsheet the builder can read; str() says why."""
+
+
+class ImportRefused(Exception):
+    """Rows that cannot be stored: nothing was imported. `errors` lists them."""
+
+    def __init__(self, message: str, errors: list[str]):
+        super().__init__(message)
+        self.errors = errors
+
+
+def read_spreadsheet(content: bytes, filename: str) -> tablib.Dataset:
+    """The file's rows, with its first row as headers."""
+    suffix = PurePath(filename).suffix.lower()
+    try:
+        if suffix == ".xlsx":
+            dataset = tablib.Dataset().load(content, format="xlsx")
+        else:
+            try:
+                text = content.decode("utf-8-sig")
+            except UnicodeDecodeError:
+                raise UnreadableFile(
+                    _("The file is not UTF-8 text. Save it as “CSV UTF-8” and upload it again.")
+                ) from None
+            dataset = tablib.Dataset().load(text, format="csv")
+    except UnreadableFile:
+        raise
+    except Exception as error:  # each reader fails its own way; the person gets one sentence
+        raise UnreadableFile(
+            _("This file cannot be read as a CSV or Excel (.xlsx) spreadsheet.")
+        ) from error
+    if not dataset.headers or not any(str(h or "").strip() for h in dataset.headers):
+        raise UnreadableFile(_("The file has no header row naming its columns."))
+    return dataset
+
+
+@dataclass
+class ProposedColumn:
+    """A column of the file and the field proposed for it."""
+
+    header: str
+    field_type: type[FieldDefinition]
+    options: dict
+
+    def initial(self) -> dict:
+        return {
+            "header": self.header,
+            "include": True,
+            "label": self.header,
+            "field_type": self.field_type._meta.model_name,
+        }
+
+
+def propose_columns(dataset: tablib.Dataset) -> list[ProposedColumn]:
+    """A field per column, with the type its values suggest."""
+    from mutant.models import CharFieldDefinition, TextFieldDefinition
+
+    proposal = []
+    for index, header in enumerate(dataset.headers):
+        header = str(header or "").strip() or str(_("Column %(n)d") % {"n": index + 1})
+        longest = max((len(str(v)) for v in dataset.get_col(index) if v is not None), default=0)
+        if longest > 255:
+            proposal.append(ProposedColumn(header, TextFieldDefinition, {}))
+        else:
+            proposal.append(ProposedColumn(header, CharFieldDefinition, {"max_length": 255}))
+    return proposal
+
+
+def fill_table(definition: ModelDefinition, dataset: tablib.Dataset, names: dict) -> None:
+    """Store every row, or none: each cell is converted by its field's type."""
+    fields = {f.name: f for f in definition.field_definitions()}
+    model = definition.model_class()
+    headers = [str(h or "").strip() for h in dataset.headers]
+    rows, errors = [], []
+    for number, row in enumerate(dataset, start=2):
+        values = {}
+        for header, cell in zip(headers, row, strict=False):
+            name = names.get(header)
+            if name is None:
+                continue
+            field = fields[name]
+            try:
+                values[name] = field.clean_stored_value(
+                    field.parse_value("" if cell is None else str(cell))
+                )
+            except (ValidationError, TypeError, ValueError, ArithmeticError) as error:
+                reason = " ".join(getattr(error, "messages", [str(error)]))
+                errors.append(
+                    _("Row %(row)d, %(column)s: %(value)s (%(reason)s)")
+                    % {"row": number, "column": header, "value": cell, "reason": reason}
+                )
+        rows.append(model(**values))
+    if errors:
+        raise ImportRefused(
+            _("%(count)d values cannot be stored; nothing was imported.") % {"count": len(errors)},
+            errors[:20],
+        )
+    model._base_manager.bulk_create(rows, batch_size=500)
+
+
+class ColumnForm(forms.Form):
+    header = forms.CharField(widget=forms.HiddenInput)
+    include = forms.BooleanField(label=_("Keep"), required=False)
+    label = forms.CharField(label=_("Field label"), max_length=255, required=False)
+    field_type = forms.ChoiceField(
+        label=_("Type"), widget=forms.Select(attrs={"class": "form-select"})
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["field_type"].choices = [
+            (category, [(offer.key, offer.title.capitalize()) for offer in offers])
+            for category, offers in type_offers()
+        ]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("include") and not (data.get("label") or "").strip():
+            self.add_error("label", _("Give the field a label, or do not keep the column."))
+        return data
+
+
+ColumnFormSet = forms.formset_factory(ColumnForm, extra=0)
