@@ -13,6 +13,7 @@ import threading
 from django.apps import apps
 from django.db import DEFAULT_DB_ALIAS, connections, models
 
+from mutant import graph
 from mutant.models.definitions import APP_LABEL, ModelDefinition
 
 logger = logging.getLogger(__name__)
@@ -36,7 +37,8 @@ def for_definition(pk: int, version: int | None = None) -> type[models.Model]:
         cached = _classes.get(pk)
         if cached is not None and cached._definition_version == version:
             return cached
-        return _build(ModelDefinition.objects.get(pk=pk))
+        _build_group(pk)
+        return _classes[pk]
 
 
 def current_version(pk: int, using: str = DEFAULT_DB_ALIAS) -> int | None:
@@ -56,9 +58,28 @@ def current_version(pk: int, using: str = DEFAULT_DB_ALIAS) -> int | None:
     return row[0] if row else None
 
 
-def _build(definition: ModelDefinition) -> type[models.Model]:
+def _build_group(pk: int) -> None:
+    """Build table `pk` and every table linked to it, together.
+
+    Each class holds the classes it links to, and reverse accessors live on
+    the targets, so a group is only consistent when built as one. Links name
+    their targets by label; Django resolves them as each class registers.
+    """
+    group = graph.linked_group([pk])
+    old = {member for member in group if member in _classes}
+    for member in list(_classes):
+        if _classes[member]._definition_group & set(group):
+            old.add(member)
+    for member in old | set(group):
+        forget(member)
+    definitions = list(ModelDefinition.objects.filter(pk__in=group).order_by("pk"))
+    for definition in definitions:
+        _build(definition, frozenset(group))
+    _drop_pending(definitions)
+
+
+def _build(definition: ModelDefinition, group: frozenset[int]) -> type[models.Model]:
     fields = definition.field_definitions()
-    forget(definition.pk)
     _evict(definition.model_name)
     meta = type(
         "Meta",
@@ -78,6 +99,7 @@ def _build(definition: ModelDefinition) -> type[models.Model]:
         "Meta": meta,
         "_definition_id": definition.pk,
         "_definition_version": definition.version,
+        "_definition_group": group,
     }
     for field_def in fields:
         attrs[field_def.name] = field_def.construct_field()
@@ -85,6 +107,18 @@ def _build(definition: ModelDefinition) -> type[models.Model]:
     _classes[definition.pk] = model
     logger.debug("Built %s at version %s", model._meta.label, definition.version)
     return model
+
+
+def _drop_pending(definitions: list[ModelDefinition]) -> None:
+    """Forget links still waiting for a user table that was not built.
+
+    A link names its target by label; if the target vanished meanwhile (another
+    process deleted it), Django would keep the waiting operation forever.
+    """
+    with apps._lock:
+        for key in list(apps._pending_operations):
+            if key[0] == APP_LABEL and key[1] not in apps.all_models[APP_LABEL]:
+                del apps._pending_operations[key]
 
 
 def _row_str(row: models.Model) -> str:
@@ -115,8 +149,16 @@ def forget_name(model_name: str) -> None:
 
 def _evict(model_name: str) -> None:
     with apps._lock:
-        if apps.all_models[APP_LABEL].pop(model_name, None) is not None:
-            apps.clear_cache()
+        registered = apps.all_models[APP_LABEL]
+        model = registered.pop(model_name, None)
+        if model is None:
+            return
+        # Auto-created many-to-many "through" models go with their model.
+        for field in model._meta.local_many_to_many:
+            through = field.remote_field.through
+            if not isinstance(through, str) and through._meta.auto_created:
+                registered.pop(through._meta.model_name, None)
+        apps.clear_cache()
 
 
 def cached_class(pk: int) -> type[models.Model] | None:

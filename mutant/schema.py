@@ -1,13 +1,17 @@
-"""Schema changes: the definition rows say what a table is; the DDL follows.
+"""Schema changes: the definition rows say what the tables are; the DDL follows.
 
 A change opens the schema editor's transaction, lets the caller edit
-definition rows, then compares the table as the rows described it before
+definition rows, then compares the tables as the rows described them before
 with what they describe now. The difference becomes Django's own migration
 operations (CreateModel, AddField, RenameField, AlterField, ...), run with
-`database_forwards` between two ProjectStates, so every backend gets its own
-DDL (SQLite's table rebuilds included). Stored values that a change would
-lose are checked first: the change is refused, or only reported in a dry run.
-The version bump, the rows and the DDL commit together or not at all.
+`database_forwards` between ProjectStates, so every backend gets its own DDL
+(SQLite's table rebuilds included). Stored values that a change would lose
+are checked first: the change is refused, or only reported in a dry run. The
+rows, the DDL and the version bumps commit together or not at all.
+
+A change covers a table's whole linked group (`mutant.graph`): links are
+columns of one table that depend on another, and every class in the group
+holds the others' classes, so the group changes, and is rebuilt, as one.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +31,7 @@ from django.db.migrations.state import ModelState, ProjectState
 from django.db.models import F
 from django.utils.translation import gettext as _
 
-from mutant import classes, signals
+from mutant import classes, graph, signals
 from mutant.errors import ChangeReport, DataLossError, FieldReport, RowProblem, SchemaError
 from mutant.models.definitions import APP_LABEL, FieldDefinition, ModelDefinition
 
@@ -44,16 +48,44 @@ _active = threading.local()
 
 @dataclass(frozen=True)
 class FieldState:
+    """One field as its definition described it when loaded (built eagerly:
+    a link's target may be renamed later in the same change)."""
+
     pk: int
     name: str
     field_type: str
     definition: FieldDefinition
+    built: models.Field
+    targets: frozenset[int]
+
+    @classmethod
+    def of(cls, definition: FieldDefinition) -> FieldState:
+        return cls(
+            definition.pk,
+            definition.name,
+            definition.field_type,
+            definition,
+            definition.construct_field(),
+            frozenset(definition.target_pks()),
+        )
 
     def field(self) -> models.Field:
-        return self.definition.construct_field()
+        """A new, unbound copy of the field."""
+        return self.built.clone()
+
+    def kwargs(self) -> dict[str, Any]:
+        return self.built.deconstruct()[3]
+
+    @property
+    def is_relation(self) -> bool:
+        return self.definition.is_relation
+
+    @property
+    def many_to_many(self) -> bool:
+        return bool(self.built.many_to_many)
 
     def signature(self) -> tuple:
-        return self.field_type, self.name, self.field().deconstruct()[1:]
+        return self.field_type, self.name, self.built.deconstruct()[1:]
 
 
 @dataclass(frozen=True)
@@ -66,16 +98,11 @@ class TableState:
     meta: tuple
 
     @classmethod
-    def load(cls, pk: int | None) -> TableState | None:
-        definition = ModelDefinition.objects.filter(pk=pk).first() if pk else None
-        if definition is None:
-            return None
+    def of(cls, definition: ModelDefinition) -> TableState:
         return cls(
             pk=definition.pk,
             object_name=definition.object_name,
-            fields=tuple(
-                FieldState(d.pk, d.name, d.field_type, d) for d in definition.field_definitions()
-            ),
+            fields=tuple(FieldState.of(d) for d in definition.field_definitions()),
             meta=(
                 definition.verbose_name,
                 definition.verbose_name_plural,
@@ -83,7 +110,7 @@ class TableState:
             ),
         )
 
-    def model_state(self) -> ModelState:
+    def model_state(self, relations: bool = True) -> ModelState:
         fields = [
             (
                 "id",
@@ -92,11 +119,18 @@ class TableState:
                 ),
             )
         ]
-        fields += [(f.name, f.field()) for f in self.fields]
+        fields += [(f.name, f.field()) for f in self.fields if relations or not f.is_relation]
         return ModelState(APP_LABEL, self.object_name, fields)
 
     def by_pk(self) -> dict[int, FieldState]:
         return {f.pk: f for f in self.fields}
+
+    def static_apps(self) -> set[str]:
+        return {
+            f.definition.to_model.split(".")[0]
+            for f in self.fields
+            if f.is_relation and not f.targets
+        }
 
     def signature(self) -> tuple:
         return (
@@ -106,17 +140,27 @@ class TableState:
         )
 
 
+def load_tables(pks: Iterable[int]) -> dict[int, TableState]:
+    """The tables among `pks` that exist, as their rows describe them now."""
+    return {d.pk: TableState.of(d) for d in ModelDefinition.objects.filter(pk__in=list(pks))}
+
+
 # -- running operations ---------------------------------------------------------
 
 
 class Migrator:
-    """Runs Django migration operations on one table, keeping the state in step."""
+    """Runs Django migration operations on user tables, keeping the state in step."""
 
-    def __init__(self, editor: BaseDatabaseSchemaEditor, before: TableState | None):
+    def __init__(
+        self,
+        editor: BaseDatabaseSchemaEditor,
+        tables: Iterable[TableState],
+        real_apps: set[str],
+    ):
         self.editor = editor
-        self.state = ProjectState()
-        if before is not None:
-            self.state.add_model(before.model_state())
+        self.state = ProjectState(real_apps=real_apps)
+        for table in tables:
+            self.state.add_model(table.model_state())
 
     def run(self, operation: ops.base.Operation) -> None:
         new_state = self.state.clone()
@@ -154,10 +198,11 @@ class ValueCheck:
 
     @classmethod
     def needed(cls, old: FieldState, new: FieldState) -> bool:
-        if old.field_type != new.field_type:
+        if new.many_to_many:
+            return False
+        if old.field_type != new.field_type or old.targets != new.targets:
             return True
-        old_kwargs = old.field().deconstruct()[3]
-        new_kwargs = new.field().deconstruct()[3]
+        old_kwargs, new_kwargs = old.kwargs(), new.kwargs()
         return any(old_kwargs.get(k) != new_kwargs.get(k) for k in cls.CONSTRAINING)
 
     def run(self, report: ChangeReport) -> None:
@@ -167,6 +212,9 @@ class ValueCheck:
             if retyped
             else _("change its options")
         )
+        retargeted = self.old.targets != self.new.targets
+        if retargeted:
+            action = _("link it to another table")
         result = FieldReport(field=self.new.definition.label, action=action)
         target = self.new.definition
         field = target.construct_field()
@@ -175,6 +223,9 @@ class ValueCheck:
         first_pk: dict[Any, Any] = {}
         for pk, value in rows.iterator(chunk_size=2000):
             result.total += 1
+            if retargeted and value is not None:
+                result.add_problem(RowProblem(pk, value, _("links to a row of the old table")))
+                continue
             try:
                 if retyped:
                     new_value = target.convert_value(value, self.old.definition)
@@ -212,6 +263,8 @@ def check_added(
 ) -> None:
     """A new column must have a value for the rows already there."""
     field = new.field()
+    if field.many_to_many:
+        return
     pks = list(model._base_manager.order_by("pk").values_list("pk", flat=True)[:6])
     if not pks:
         return
@@ -235,27 +288,50 @@ def check_added(
 
 
 class SchemaChange:
-    """One schema operation on one table: rows edited inside, DDL derived on exit."""
+    """One schema operation: definition rows edited inside, DDL derived on exit."""
 
-    def __init__(self, definition: ModelDefinition, *, dry_run: bool = False):
-        self.definition = definition
+    def __init__(
+        self, definition: ModelDefinition, *, dry_run: bool = False, also: Iterable[int] = ()
+    ):
+        self.members = [definition]
         self.dry_run = dry_run
         self.report = ChangeReport()
         self.using = definition._state.db or DEFAULT_DB_ALIAS
-        self.before: TableState | None = None
+        self.before: dict[int, TableState] = {}
+        self.created: list[ModelDefinition] = []
         self.editor: BaseDatabaseSchemaEditor | None = None
+        self._pending = {definition.pk, *also}
+
+    @property
+    def definition(self) -> ModelDefinition:
+        return self.members[0]
 
     @classmethod
-    def for_definition(cls, definition: ModelDefinition, *, dry_run: bool = False):
-        """The change already open on this table in this thread, or a new one."""
+    def for_definition(
+        cls, definition: ModelDefinition, *, dry_run: bool = False, also: Iterable[int] = ()
+    ):
+        """The change already open in this thread (joined), or a new one."""
         for change in getattr(_active, "changes", []):
-            if change.definition is definition or (
-                definition.pk and change.definition.pk == definition.pk
-            ):
-                if dry_run and not change.dry_run:
-                    raise SchemaError(_("A dry run cannot be nested in a real change."))
-                return _Joined(change)
-        return cls(definition, dry_run=dry_run)
+            if dry_run and not change.dry_run:
+                raise SchemaError(_("A dry run cannot be nested in a real change."))
+            return _Joined(change, definition, also)
+        return cls(definition, dry_run=dry_run, also=also)
+
+    def lock_keys(self) -> list[int]:
+        """The tables this change may touch, in the order they must be locked."""
+        return sorted(self.before)
+
+    def include(self, definition: ModelDefinition, also: Iterable[int] = ()) -> None:
+        """Take a table (and the tables linked to it) into this change."""
+        if all(member is not definition for member in self.members):
+            self.members.append(definition)
+        if not definition.pk:
+            if all(d is not definition for d in self.created):
+                self.created.append(definition)
+        wanted = {pk for pk in {definition.pk, *also} if pk}
+        if wanted - set(self.before):
+            group = graph.linked_group(wanted | set(self.before))
+            self.before.update(load_tables(pk for pk in group if pk not in self.before))
 
     def __enter__(self) -> SchemaChange:
         connection = connections[self.using]
@@ -275,7 +351,7 @@ class SchemaChange:
                 timeout_ms = int(settings.MUTANT_DDL_LOCK_TIMEOUT * 1000)
                 with connection.cursor() as cursor:
                     cursor.execute(f"SET LOCAL lock_timeout = {timeout_ms}")
-            self.before = TableState.load(self.definition.pk)
+            self.include(self.definition, self._pending)
         except BaseException as error:
             self.editor.__exit__(type(error), error, error.__traceback__)
             raise
@@ -294,21 +370,26 @@ class SchemaChange:
                 self.editor.__exit__(type(error), error, error.__traceback__)
                 raise
         self.editor.__exit__(exc_type, exc, tb)
-        if exc_type is None and self.definition.pk:
-            classes.forget(self.definition.pk)
-        if exc_type is None and self.before is not None and self.definition.pk is None:
-            classes.forget(self.before.pk)
+        if exc_type is None:
+            for pk in set(self.before) | {d.pk for d in self.members if d.pk}:
+                classes.forget(pk)
         return False
 
     def _apply(self) -> None:
-        pk = self.definition.pk or (self.before.pk if self.before else None)
-        after = TableState.load(pk)
         before = self.before
-        if before is not None and after is not None:
-            if before.signature() == after.signature():
-                if self.dry_run:
-                    raise _DryRun
-                return
+        existing = {d.pk for d in self.members if d.pk} | set(before)
+        group = graph.linked_group(existing)
+        # Tables linked during this change join it unchanged.
+        created = {d.pk for d in self.created if d.pk}
+        before.update(load_tables(pk for pk in group if pk not in before and pk not in created))
+        after = load_tables(group)
+        unchanged = before.keys() == after.keys() and all(
+            before[pk].signature() == after[pk].signature() for pk in after
+        )
+        if unchanged:
+            if self.dry_run:
+                raise _DryRun
+            return
         plan = Plan(self.editor, before, after)
         plan.check(self.report)
         if self.dry_run:
@@ -316,31 +397,47 @@ class SchemaChange:
         if not self.report.ok:
             raise DataLossError(self.report)
         plan.apply()
-        if after is None:
-            signals.table_deleted.send(
-                ModelDefinition, pk=before.pk, object_name=before.object_name
-            )
+        self._bump(after)
+        self._signal(before, after)
+
+    def _bump(self, after: dict[int, TableState]) -> None:
+        if not after:
             return
-        ModelDefinition.objects.filter(pk=after.pk).update(version=F("version") + 1)
-        self.definition.version = (
-            ModelDefinition.objects.filter(pk=after.pk).values_list("version", flat=True).get()
+        ModelDefinition.objects.filter(pk__in=list(after)).update(version=F("version") + 1)
+        versions = dict(
+            ModelDefinition.objects.filter(pk__in=list(after)).values_list("pk", "version")
         )
-        if before is None:
-            signals.table_created.send(ModelDefinition, definition=self.definition)
-        elif before.object_name != after.object_name:
-            signals.table_renamed.send(
-                ModelDefinition,
-                definition=self.definition,
-                old_object_name=before.object_name,
-            )
-        signals.table_changed.send(ModelDefinition, definition=self.definition, report=self.report)
+        for member in self.members:
+            if member.pk in versions:
+                member.version = versions[member.pk]
+
+    def _signal(self, before: dict[int, TableState], after: dict[int, TableState]) -> None:
+        for pk, table in before.items():
+            if pk not in after:
+                signals.table_deleted.send(ModelDefinition, pk=pk, object_name=table.object_name)
+        if not after:
+            return
+        definitions = {d.pk: d for d in self.members if d.pk in after}
+        for definition in ModelDefinition.objects.filter(pk__in=list(after)):
+            definition = definitions.get(definition.pk, definition)
+            old = before.get(definition.pk)
+            if old is None:
+                signals.table_created.send(ModelDefinition, definition=definition)
+            elif old.object_name != definition.object_name:
+                signals.table_renamed.send(
+                    ModelDefinition,
+                    definition=definition,
+                    old_object_name=old.object_name,
+                )
+            signals.table_changed.send(ModelDefinition, definition=definition, report=self.report)
 
 
 class _Joined:
     """A nested `batch()`: its changes belong to the change already open."""
 
-    def __init__(self, change: SchemaChange):
+    def __init__(self, change: SchemaChange, definition: ModelDefinition, also: Iterable[int]):
         self.change = change
+        change.include(definition, also)
 
     def __enter__(self) -> SchemaChange:
         return self.change
@@ -353,83 +450,106 @@ class _DryRun(Exception):
     """Rolls a dry run back."""
 
 
+@dataclass
+class TableDiff:
+    """What changed in one table that exists before and after."""
+
+    old: TableState
+    new: TableState
+
+    def __post_init__(self):
+        old, new = self.old.by_pk(), self.new.by_pk()
+        self.removed = [old[pk] for pk in old if pk not in new]
+        self.added = [new[pk] for pk in new if pk not in old]
+        kept = [(old[pk], new[pk]) for pk in new if pk in old]
+        for o, n in kept:
+            if o.field_type != n.field_type and (o.is_relation or n.is_relation):
+                raise SchemaError(
+                    _(
+                        "%(field)s cannot change between a link and another type: "
+                        "add a new field instead."
+                    )
+                    % {"field": n.definition.label}
+                )
+        self.retyped = [(o, n) for o, n in kept if o.field_type != n.field_type]
+        same_type = [(o, n) for o, n in kept if o.field_type == n.field_type]
+        self.renamed = [(o, n) for o, n in same_type if o.name != n.name]
+        self.altered = [(o, n) for o, n in same_type if o.kwargs() != n.kwargs()]
+
+
 class Plan:
-    """The operations that take a table from `before` to `after`."""
+    """The operations that take a group of tables from `before` to `after`."""
 
     def __init__(
         self,
         editor: BaseDatabaseSchemaEditor,
-        before: TableState | None,
-        after: TableState | None,
+        before: dict[int, TableState],
+        after: dict[int, TableState],
     ):
         self.editor = editor
         self.before = before
         self.after = after
-        self.migrator = Migrator(editor, before)
+        real_apps = set()
+        for table in [*before.values(), *after.values()]:
+            real_apps |= table.static_apps()
+        self.migrator = Migrator(editor, before.values(), real_apps)
         self.checks: list[ValueCheck] = []
-        old = before.by_pk() if before else {}
-        new = after.by_pk() if after else {}
-        self.removed = [old[pk] for pk in old if pk not in new]
-        self.added = [new[pk] for pk in new if pk not in old]
-        kept = [(old[pk], new[pk]) for pk in new if pk in old]
-        self.retyped = [(o, n) for o, n in kept if o.field_type != n.field_type]
-        self.renamed = [
-            (o, n) for o, n in kept if o.field_type == n.field_type and o.name != n.name
-        ]
-        self.altered = [
-            (o, n)
-            for o, n in kept
-            if o.field_type == n.field_type
-            and o.field().deconstruct()[3] != n.field().deconstruct()[3]
-        ]
+        self.created = [after[pk] for pk in after if pk not in before]
+        self.deleted = [before[pk] for pk in before if pk not in after]
+        self.diffs = [TableDiff(before[pk], after[pk]) for pk in after if pk in before]
 
     def check(self, report: ChangeReport) -> None:
-        if self.before is None or self.after is None:
-            return
-        model = self.migrator.model(self.before.object_name)
-        for old, new in self.retyped + self.altered:
-            if ValueCheck.needed(old, new):
-                check = ValueCheck(model, old, new)
-                check.run(report)
-                self.checks.append(check)
-        for new in self.added:
-            check_added(model, new, self.editor, report)
+        for diff in self.diffs:
+            model = self.migrator.model(diff.old.object_name)
+            for old, new in diff.retyped + diff.altered:
+                if ValueCheck.needed(old, new):
+                    check = ValueCheck(model, old, new)
+                    check.run(report)
+                    self.checks.append(check)
+            for new in diff.added:
+                check_added(model, new, self.editor, report)
 
     def apply(self) -> None:
-        before, after, run = self.before, self.after, self.migrator.run
-        if before is None and after is not None:
-            state = after.model_state()
+        run = self.migrator.run
+        # Links go first and come last, so no step meets a missing table.
+        for diff in self.diffs:
+            for old in diff.removed:
+                run(ops.RemoveField(diff.old.object_name, old.name))
+        for table in self.deleted:
+            run(ops.DeleteModel(table.object_name))
+        for diff in self.diffs:
+            if diff.new.object_name != diff.old.object_name:
+                run(ops.RenameModel(diff.old.object_name, diff.new.object_name))
+        for table in self.created:
+            state = table.model_state(relations=False)
             run(ops.CreateModel(state.name, list(state.fields.items())))
-            return
-        if after is None:
-            run(ops.DeleteModel(before.object_name))
-            return
-        name = before.object_name
-        if after.object_name != name:
-            run(ops.RenameModel(name, after.object_name))
-            name = after.object_name
-        for old in self.removed:
-            run(ops.RemoveField(name, old.name))
-        self._rename(name)
-        for _old, new in self.altered:
-            run(ops.AlterField(name, new.name, new.field()))
-        for old, new in self.retyped:
-            self._retype(name, old, new)
-        for new in self.added:
-            run(ops.AddField(name, new.name, new.field()))
+        for diff in self.diffs:
+            name = diff.new.object_name
+            self._rename(name, diff)
+            for _old, new in diff.altered:
+                run(ops.AlterField(name, new.name, new.field()))
+            for old, new in diff.retyped:
+                self._retype(name, old, new)
+        for diff in self.diffs:
+            for new in diff.added:
+                run(ops.AddField(diff.new.object_name, new.name, new.field()))
+        for table in self.created:
+            for new in table.fields:
+                if new.is_relation:
+                    run(ops.AddField(table.object_name, new.name, new.field()))
 
-    def _rename(self, model_name: str) -> None:
-        current = {f.name for f in self.before.fields} - {f.name for f in self.removed}
-        staying = current - {old.name for old, _new in self.renamed}
-        for _old, new in self.renamed:
+    def _rename(self, model_name: str, diff: TableDiff) -> None:
+        current = {f.name for f in diff.old.fields} - {f.name for f in diff.removed}
+        staying = current - {old.name for old, _new in diff.renamed}
+        for _old, new in diff.renamed:
             if new.name in staying:
                 raise SchemaError(
                     _("Two fields cannot both be named %(name)s.") % {"name": new.name}
                 )
         # Two fields may swap names: move the ones whose name is wanted aside.
-        wanted = {new.name for _old, new in self.renamed}
+        wanted = {new.name for _old, new in diff.renamed}
         moves = []
-        for old, new in self.renamed:
+        for old, new in diff.renamed:
             source = old.name
             if source in wanted:
                 aside = f"mutant_rename_{old.pk}"

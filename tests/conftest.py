@@ -14,7 +14,7 @@ def drop_user_tables() -> None:
     """Drop every user table left in the test database and forget its class."""
 
     classes.forget_all()
-    with connection.cursor() as cursor:
+    with connection.constraint_checks_disabled(), connection.cursor() as cursor:
         names = [
             name
             for name in connection.introspection.table_names(cursor)
@@ -45,7 +45,7 @@ def db_env() -> dict[str, str]:
             f"postgres://{settings_db['USER']}@{settings_db['HOST']}:{settings_db['PORT']}/"
             f"{settings_db['NAME']}"
         )
-    env["PYTHONPATH"] = os.getcwd()
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")]))
     return env
 
 

@@ -25,6 +25,11 @@ from mutant.models.fields import (
     URLFieldDefinition,
     UUIDFieldDefinition,
 )
+from mutant.models.relations import (
+    ForeignKeyDefinition,
+    ManyToManyFieldDefinition,
+    OneToOneFieldDefinition,
+)
 
 __all__ = [
     "APP_LABEL",
@@ -38,6 +43,9 @@ __all__ = [
     "EmailFieldDefinition",
     "FieldDefinition",
     "FloatFieldDefinition",
+    "ForeignKeyDefinition",
+    "ManyToManyFieldDefinition",
+    "OneToOneFieldDefinition",
     "GenericIPAddressFieldDefinition",
     "IntegerFieldDefinition",
     "JSONFieldDefinition",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import keyword
 import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
@@ -17,8 +18,11 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from mutant import catalogue
+from mutant.errors import SchemaError
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     from mutant.errors import ChangeReport
     from mutant.schema import SchemaChange
 
@@ -147,21 +151,48 @@ class ModelDefinition(models.Model):
         with self.batch():
             super().save(*args, **kwargs)
 
-    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
-        with self.batch():
+    def delete(self, *args: Any, remove_links: bool = False, **kwargs: Any):
+        """Drop the table. Refused while other tables link to it, unless
+        `remove_links`, which removes those links in the same operation."""
+        links = self.linking_fields()
+        if links and not remove_links:
+            raise SchemaError(
+                gettext(
+                    "%(table)s cannot be deleted: %(links)s link to it. "
+                    "Remove those links first, or delete them with the table."
+                )
+                % {
+                    "table": self,
+                    "links": ", ".join(f"{link.model_def}.{link.label}" for link in links),
+                }
+            )
+        with self.batch(also={link.model_def_id for link in links}):
+            for link in links:
+                link.delete()
             return super().delete(*args, **kwargs)
 
-    def batch(self, *, dry_run: bool = False) -> SchemaChange:
+    def batch(self, *, dry_run: bool = False, also: Iterable[int] = ()) -> SchemaChange:
         """Group changes to this table into one schema operation.
 
         Saves and deletions of the table's definitions inside the block are
         applied to the database together when it exits, with one version bump.
         With `dry_run`, nothing changes and the block's `report` tells what
-        would happen to the stored values.
+        would happen to the stored values. `also` names other tables (pks)
+        the block will link to, so that they are changed together.
         """
         from mutant.schema import SchemaChange
 
-        return SchemaChange.for_definition(self, dry_run=dry_run)
+        return SchemaChange.for_definition(self, dry_run=dry_run, also=also)
+
+    def linking_fields(self) -> list[FieldDefinition]:
+        """Fields of other tables that link to this one."""
+        if not self.pk:
+            return []
+        found = []
+        for kind in catalogue.field_types():
+            if kind.is_relation:
+                found += kind.objects.filter(to_definition_id=self.pk).exclude(model_def_id=self.pk)
+        return found
 
     def field_definitions(self) -> list[FieldDefinition]:
         """This table's fields, each as its own type, in order."""
@@ -181,7 +212,9 @@ class ModelDefinition(models.Model):
             order.append(pk)
         typed = {}
         for key, pks in pks_by_type.items():
-            for definition in catalogue.field_type(key).objects.filter(pk__in=pks):
+            kind = catalogue.field_type(key)
+            for definition in kind.objects.filter(pk__in=pks).select_related(*kind.related_rows):
+                definition.model_def = self
                 typed[definition.pk] = definition
         return [typed[pk] for pk in order if pk in typed]
 
@@ -190,6 +223,21 @@ class ModelDefinition(models.Model):
         from mutant import classes
 
         return classes.for_definition(self.pk)
+
+    def subscribe(
+        self, *, timeout: float | None = None
+    ) -> AbstractContextManager[type[models.Model]]:
+        """Use this table: `with md.subscribe() as Model:` gives its current
+        class and keeps schema changes out until the block ends."""
+        from mutant import locks
+
+        return locks.subscription(self, timeout=timeout)
+
+    def modify(self, *, timeout: float | None = None) -> AbstractContextManager[ModelDefinition]:
+        """Hold this table alone: `with md.modify():` groups changes under one lock."""
+        from mutant import locks
+
+        return locks.modification(self, timeout=timeout)
 
 
 class FieldDefinitionBase(ModelBase):
@@ -271,6 +319,18 @@ class FieldDefinition(models.Model, metaclass=FieldDefinitionBase):
         return self.verbose_name or self.name
 
     # -- the field type --------------------------------------------------------
+
+    is_relation = False
+    # Rows to fetch with the definition (a link's target).
+    related_rows: tuple[str, ...] = ()
+
+    def attnames(self) -> set[str]:
+        """The attribute and column names this field takes in its table."""
+        return {self.name}
+
+    def target_pks(self) -> set[int]:
+        """The user tables this field links to."""
+        return set()
 
     def type_cast(self) -> FieldDefinition:
         """This definition as an instance of its own field type."""
@@ -397,16 +457,17 @@ class FieldDefinition(models.Model, metaclass=FieldDefinitionBase):
                 )
         except ValidationError as error:
             errors["name"] = error.messages
+        if "name" not in errors and "_via_" in self.name:
+            errors["name"] = [gettext("Names containing _via_ are kept for links.")]
         if "name" not in errors and self.model_def_id:
-            clash = FieldDefinition.objects.filter(
-                model_def_id=self.model_def_id, name__iexact=self.name
-            )
-            if self.pk:
-                clash = clash.exclude(pk=self.pk)
-            if clash.exists():
-                errors["name"] = [
-                    gettext("This table already has a field named %(name)s.") % {"name": self.name}
-                ]
+            mine = {name.lower() for name in self.attnames()}
+            for sibling in self.model_def.field_definitions():
+                if sibling.pk != self.pk and mine & {n.lower() for n in sibling.attnames()}:
+                    errors["name"] = [
+                        gettext("This table already has a field named %(name)s.")
+                        % {"name": sibling.name}
+                    ]
+                    break
         self.clean_values(errors)
         if errors:
             raise ValidationError(errors)
@@ -448,12 +509,18 @@ class FieldDefinition(models.Model, metaclass=FieldDefinitionBase):
             )
             self.position = (last or 0) + 1
         self.full_clean(validate_constraints=False)
-        with self.model_def.batch():
+        with self.model_def.batch(also=self.target_pks() | self._stored_target_pks()):
             super().save(*args, **kwargs)
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
-        with self.model_def.batch():
+        with self.model_def.batch(also=self._stored_target_pks()):
             return super().delete(*args, **kwargs)
+
+    def _stored_target_pks(self) -> set[int]:
+        if not self.pk or not self.is_relation:
+            return set()
+        stored = type(self)._base_manager.filter(pk=self.pk).first()
+        return stored.target_pks() if stored else set()
 
     def change_type(
         self,
