@@ -541,12 +541,22 @@ def field_type(request: HttpRequest, table: str, field: str) -> HttpResponse:
 # -- records ----------------------------------------------------------------------
 
 
+NATIVE_INPUTS = {
+    forms.DateInput: ("date", "%Y-%m-%d"),
+    forms.TimeInput: ("time", "%H:%M:%S"),
+}
+
+
 def record_form(definition, model, *args, **kwargs) -> forms.ModelForm:
     """The table's generated ModelForm (the admin's), with help texts made safe."""
     form = model_form_for(definition, model=model)(*args, **kwargs)
-    # Help texts are written by people, and form templates print them as HTML.
     for formfield in form.fields.values():
+        # Help texts are written by people, and form templates print them as HTML.
         formfield.help_text = conditional_escape(formfield.help_text)
+        # The browser's own date and time pickers.
+        widget = formfield.widget
+        if type(widget) in NATIVE_INPUTS:
+            widget.input_type, widget.format = NATIVE_INPUTS[type(widget)]
     return form
 
 

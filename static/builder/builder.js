@@ -63,7 +63,9 @@
     button.hidden = false;
     button.addEventListener("click", function () {
       var index = parseInt(total.value, 10);
-      var html = template.innerHTML.replace(/__prefix__/g, String(index));
+      var html = template.innerHTML
+        .replace(/__prefix__/g, String(index))
+        .replace(/__number__/g, String(index + 1));
       rows.insertAdjacentHTML("beforeend", html);
       total.value = String(index + 1);
       var input = rows.lastElementChild.querySelector("input[type=text]");
