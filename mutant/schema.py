@@ -31,7 +31,7 @@ from django.db.migrations.state import ModelState, ProjectState
 from django.db.models import F
 from django.utils.translation import gettext as _
 
-from mutant import classes, graph, signals
+from mutant import classes, graph, history, signals, trash
 from mutant.errors import ChangeReport, DataLossError, FieldReport, RowProblem, SchemaError
 from mutant.models.definitions import APP_LABEL, FieldDefinition, ModelDefinition
 
@@ -162,10 +162,11 @@ class Migrator:
         for table in tables:
             self.state.add_model(table.model_state())
 
-    def run(self, operation: ops.base.Operation) -> None:
+    def run(self, operation: ops.base.Operation, *, database: bool = True) -> None:
         new_state = self.state.clone()
         operation.state_forwards(APP_LABEL, new_state)
-        operation.database_forwards(APP_LABEL, self.editor, self.state, new_state)
+        if database:
+            operation.database_forwards(APP_LABEL, self.editor, self.state, new_state)
         logger.info("%s", operation.describe())
         self.state = new_state
 
@@ -299,6 +300,7 @@ class SchemaChange:
         self.using = definition._state.db or DEFAULT_DB_ALIAS
         self.before: dict[int, TableState] = {}
         self.created: list[ModelDefinition] = []
+        self.absent: set[int] = set()
         self.editor: BaseDatabaseSchemaEditor | None = None
         self._pending = {definition.pk, *also}
 
@@ -329,9 +331,12 @@ class SchemaChange:
             if all(d is not definition for d in self.created):
                 self.created.append(definition)
         wanted = {pk for pk in {definition.pk, *also} if pk}
-        if wanted - set(self.before):
+        if wanted - set(self.before) - self.absent:
             group = graph.linked_group(wanted | set(self.before))
-            self.before.update(load_tables(pk for pk in group if pk not in self.before))
+            loading = [pk for pk in group if pk not in self.before]
+            self.before.update(load_tables(loading))
+            # In the trash (or gone) when the change began: not "before".
+            self.absent |= {pk for pk in [*loading, *wanted] if pk not in self.before}
 
     def __enter__(self) -> SchemaChange:
         connection = connections[self.using]
@@ -380,7 +385,7 @@ class SchemaChange:
         existing = {d.pk for d in self.members if d.pk} | set(before)
         group = graph.linked_group(existing)
         # Tables linked during this change join it unchanged.
-        created = {d.pk for d in self.created if d.pk}
+        created = {d.pk for d in self.created if d.pk} | self.absent
         before.update(load_tables(pk for pk in group if pk not in before and pk not in created))
         after = load_tables(group)
         unchanged = before.keys() == after.keys() and all(
@@ -398,6 +403,7 @@ class SchemaChange:
             raise DataLossError(self.report)
         plan.apply()
         self._bump(after)
+        history.record(self, plan)
         self._signal(before, after)
 
     def _bump(self, after: dict[int, TableState]) -> None:
@@ -497,6 +503,25 @@ class Plan:
         self.created = [after[pk] for pk in after if pk not in before]
         self.deleted = [before[pk] for pk in before if pk not in after]
         self.diffs = [TableDiff(before[pk], after[pk]) for pk in after if pk in before]
+        # What goes to, or comes back from, the trash rather than away for good.
+        removed = [f.pk for d in self.diffs for f in d.removed]
+        removed += [f.pk for t in self.deleted for f in t.fields if f.is_relation]
+        self.trashed_fields = set(
+            FieldDefinition.all_objects.filter(
+                pk__in=removed, trashed_at__isnull=False
+            ).values_list("pk", flat=True)
+        )
+        self.trashed_tables = set(
+            ModelDefinition.all_objects.filter(
+                pk__in=[t.pk for t in self.deleted], trashed_at__isnull=False
+            ).values_list("pk", flat=True)
+        )
+        with editor.connection.cursor() as cursor:
+            existing = set(editor.connection.introspection.table_names(cursor))
+        added = [f.pk for d in self.diffs for f in d.added]
+        added += [f.pk for t in self.created for f in t.fields if f.is_relation]
+        self.restored_fields = {pk for pk in added if trash.field_table(pk) in existing}
+        self.restored_tables = {t.pk for t in self.created if trash.table_name(t.pk) in existing}
 
     def check(self, report: ChangeReport) -> None:
         for diff in self.diffs:
@@ -507,22 +532,32 @@ class Plan:
                     check.run(report)
                     self.checks.append(check)
             for new in diff.added:
-                check_added(model, new, self.editor, report)
+                if new.pk not in self.restored_fields:
+                    check_added(model, new, self.editor, report)
 
     def apply(self) -> None:
         run = self.migrator.run
         # Links go first and come last, so no step meets a missing table.
         for diff in self.diffs:
             for old in diff.removed:
-                run(ops.RemoveField(diff.old.object_name, old.name))
+                self._remove(diff.old.object_name, old)
         for table in self.deleted:
-            run(ops.DeleteModel(table.object_name))
+            if table.pk in self.trashed_tables:
+                self._trash_table(table)
+            else:
+                run(ops.DeleteModel(table.object_name))
         for diff in self.diffs:
             if diff.new.object_name != diff.old.object_name:
                 run(ops.RenameModel(diff.old.object_name, diff.new.object_name))
         for table in self.created:
             state = table.model_state(relations=False)
-            run(ops.CreateModel(state.name, list(state.fields.items())))
+            create = ops.CreateModel(state.name, list(state.fields.items()))
+            if table.pk in self.restored_tables:
+                self.migrator.run(create, database=False)
+                model = self.migrator.model(table.object_name)
+                self.editor.alter_db_table(model, trash.table_name(table.pk), model._meta.db_table)
+            else:
+                run(create)
         for diff in self.diffs:
             name = diff.new.object_name
             self._rename(name, diff)
@@ -532,11 +567,59 @@ class Plan:
                 self._retype(name, old, new)
         for diff in self.diffs:
             for new in diff.added:
-                run(ops.AddField(diff.new.object_name, new.name, new.field()))
+                self._add(diff.new.object_name, new)
         for table in self.created:
             for new in table.fields:
                 if new.is_relation:
-                    run(ops.AddField(table.object_name, new.name, new.field()))
+                    self._add(table.object_name, new)
+
+    def _remove(self, model_name: str, old: FieldState) -> None:
+        if old.pk in self.trashed_fields:
+            trash.copy_out(self.editor, self.migrator.model(model_name), old.name, old.pk)
+        self.migrator.run(ops.RemoveField(model_name, old.name))
+
+    def _trash_table(self, table: TableState) -> None:
+        for old in table.fields:
+            if old.is_relation:
+                self._remove(table.object_name, old)
+        model = self.migrator.model(table.object_name)
+        self.editor.alter_db_table(model, model._meta.db_table, trash.table_name(table.pk))
+        self.migrator.run(ops.DeleteModel(table.object_name), database=False)
+
+    def _add(self, model_name: str, new: FieldState) -> None:
+        if new.pk not in self.restored_fields:
+            self.migrator.run(ops.AddField(model_name, new.name, new.field()))
+            return
+        target = new.field()
+        if target.many_to_many:
+            # AddField makes the through table; the trash fills it.
+            self.migrator.run(ops.AddField(model_name, new.name, target))
+            trash.copy_in(self.editor, self.migrator.model(model_name), new.name, new.pk)
+            return
+        self.migrator.run(ops.AddField(model_name, new.name, trash.loose(target)))
+        trash.copy_in(self.editor, self.migrator.model(model_name), new.name, new.pk)
+        model = self.migrator.model(model_name)
+        if not target.null:
+            missing = list(
+                model._base_manager.filter(**{f"{new.name}__isnull": True}).values_list(
+                    "pk", flat=True
+                )[:6]
+            )
+            if missing:
+                result = FieldReport(
+                    field=new.definition.label,
+                    action=_("restore it"),
+                    total=model._base_manager.count(),
+                )
+                for pk in missing[:5]:
+                    result.add_problem(
+                        RowProblem(pk, None, _("no value: added after it went to the trash"))
+                    )
+                result.problem_count = model._base_manager.filter(
+                    **{f"{new.name}__isnull": True}
+                ).count()
+                raise DataLossError(ChangeReport([result]))
+        self.migrator.run(ops.AlterField(model_name, new.name, target))
 
     def _rename(self, model_name: str, diff: TableDiff) -> None:
         current = {f.name for f in diff.old.fields} - {f.name for f in diff.removed}

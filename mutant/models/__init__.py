@@ -25,6 +25,7 @@ from mutant.models.fields import (
     URLFieldDefinition,
     UUIDFieldDefinition,
 )
+from mutant.models.history import SchemaEvent
 from mutant.models.relations import (
     ForeignKeyDefinition,
     ManyToManyFieldDefinition,
@@ -51,6 +52,7 @@ __all__ = [
     "JSONFieldDefinition",
     "ModelDefinition",
     "PositiveIntegerFieldDefinition",
+    "SchemaEvent",
     "SlugFieldDefinition",
     "TextFieldDefinition",
     "TimeFieldDefinition",

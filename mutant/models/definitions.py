@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.base import ModelBase
+from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -69,6 +70,8 @@ def validate_identifier(value: str, max_length: int, what: str) -> None:
 
 
 class DefinitionQuerySet(models.QuerySet):
+    """Definitions; `objects` shows those in use, `all_objects` the trash too."""
+
     """Deletes one definition at a time, so that each deletion changes the schema."""
 
     def delete(self) -> tuple[int, dict[str, int]]:
@@ -79,13 +82,19 @@ class DefinitionQuerySet(models.QuerySet):
         return count, {self.model._meta.label: count}
 
 
+class ActiveManager(models.Manager.from_queryset(DefinitionQuerySet)):
+    """Definitions in use: the trash is left out."""
+
+    def get_queryset(self) -> DefinitionQuerySet:
+        return super().get_queryset().filter(trashed_at__isnull=True)
+
+
 class ModelDefinition(models.Model):
     """One user table."""
 
     object_name = models.CharField(
         _("name"),
         max_length=MAX_OBJECT_NAME,
-        unique=True,
         help_text=_("The model's class name, e.g. Penguin."),
     )
     verbose_name = models.CharField(_("verbose name"), max_length=255, blank=True)
@@ -95,10 +104,14 @@ class ModelDefinition(models.Model):
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("changed"), auto_now=True)
 
-    objects = DefinitionQuerySet.as_manager()
+    trashed_at = models.DateTimeField(_("moved to the trash"), null=True, blank=True)
+
+    objects = ActiveManager()
+    all_objects = DefinitionQuerySet.as_manager()
 
     class Meta:
         app_label = "mutant"
+        base_manager_name = "all_objects"
         ordering = ("object_name",)
         verbose_name = _("table definition")
         verbose_name_plural = _("table definitions")
@@ -126,6 +139,8 @@ class ModelDefinition(models.Model):
         except ValidationError as error:
             raise ValidationError({"object_name": error.messages}) from None
         clash = ModelDefinition.objects.filter(object_name__iexact=self.object_name)
+        if self.trashed_at:
+            return
         if self.pk:
             clash = clash.exclude(pk=self.pk)
         if clash.exists():
@@ -156,20 +171,123 @@ class ModelDefinition(models.Model):
         `remove_links`, which removes those links in the same operation."""
         links = self.linking_fields()
         if links and not remove_links:
-            raise SchemaError(
-                gettext(
-                    "%(table)s cannot be deleted: %(links)s link to it. "
-                    "Remove those links first, or delete them with the table."
-                )
-                % {
-                    "table": self,
-                    "links": ", ".join(f"{link.model_def}.{link.label}" for link in links),
-                }
-            )
+            raise SchemaError(self._linked_message(links))
         with self.batch(also={link.model_def_id for link in links}):
             for link in links:
                 link.delete()
             return super().delete(*args, **kwargs)
+
+    def trash(self, *, remove_links: bool = False) -> None:
+        """Move the table, with its rows, to the trash; its name becomes free.
+
+        Links from other tables are refused, unless `remove_links`, which
+        moves them to the trash too; the table's own links go with it.
+        """
+        links = self.linking_fields()
+        if links and not remove_links:
+            raise SchemaError(self._linked_message(links))
+        now = timezone.now()
+        own = [f for f in self.field_definitions() if f.is_relation]
+        targets = {pk for f in own for pk in f.target_pks()}
+        with self.batch(also={link.model_def_id for link in links} | targets):
+            FieldDefinition.objects.filter(pk__in=[f.pk for f in [*links, *own]]).update(
+                trashed_at=now
+            )
+            ModelDefinition.objects.filter(pk=self.pk).update(trashed_at=now)
+        self.trashed_at = now
+
+    def restore(self, *, object_name: str | None = None) -> None:
+        """Bring the table back from the trash, with its rows and the links
+        that went to the trash with it (where their other end is in use)."""
+        if not self.trashed_at:
+            raise SchemaError(gettext("%(table)s is not in the trash.") % {"table": self})
+        kept = self.object_name, self.trashed_at
+        self.object_name = object_name or self.object_name
+        self.trashed_at = None
+        try:
+            self.full_clean(validate_unique=False)
+        except ValidationError as error:
+            self.object_name, self.trashed_at = kept
+            raise ValidationError(
+                {
+                    "object_name": [
+                        *error.message_dict.get("object_name", []),
+                        gettext("Choose another name to restore it under."),
+                    ]
+                }
+            ) from None
+        went_with_it = FieldDefinition.all_objects.filter(
+            trashed_at=ModelDefinition.all_objects.get(pk=self.pk).trashed_at
+        )
+        links = [
+            f.type_cast()
+            for f in went_with_it
+            if f.definition_type.is_relation
+            and (f.model_def_id == self.pk or f.type_cast().to_definition_id == self.pk)
+        ]
+        usable = [
+            link
+            for link in links
+            if ModelDefinition.objects.filter(pk=link.model_def_id).exists()
+            or link.model_def_id == self.pk
+        ]
+        usable = [
+            link
+            for link in usable
+            if not link.to_definition_id
+            or link.to_definition_id == self.pk
+            or ModelDefinition.objects.filter(pk=link.to_definition_id).exists()
+        ]
+        others = {link.model_def_id for link in usable} | {
+            pk for link in usable for pk in link.target_pks()
+        }
+        with self.batch(also=others - {self.pk}):
+            ModelDefinition.all_objects.filter(pk=self.pk).update(
+                trashed_at=None, object_name=self.object_name
+            )
+            FieldDefinition.all_objects.filter(pk__in=[link.pk for link in usable]).update(
+                trashed_at=None
+            )
+
+    def purge(self) -> None:
+        """Delete a trashed table and its data for good."""
+        if not self.trashed_at:
+            raise SchemaError(gettext("Only a table in the trash can be purged."))
+        waiting = [
+            link
+            for kind in catalogue.field_types()
+            if kind.is_relation
+            for link in kind.all_objects.filter(to_definition_id=self.pk).exclude(
+                model_def_id=self.pk
+            )
+        ]
+        if waiting:
+            raise SchemaError(
+                gettext(
+                    "%(table)s cannot be purged: %(links)s in the trash link to it. "
+                    "Purge those first."
+                )
+                % {
+                    "table": self,
+                    "links": ", ".join(f"{link.model_def}.{link.label}" for link in waiting),
+                }
+            )
+        from mutant import trash
+
+        with self.batch() as change:
+            trash.drop_table(change.editor, self.pk)
+            for field in FieldDefinition.all_objects.filter(model_def_id=self.pk):
+                trash.drop_field(change.editor, field.pk)
+            ModelDefinition.all_objects.filter(pk=self.pk).delete()
+
+    def _linked_message(self, links: list[FieldDefinition]) -> str:
+        return gettext(
+            "%(table)s cannot be deleted: %(links)s link to it. "
+            "Remove those links first, or delete them with the table."
+        ) % {
+            "table": self,
+            "links": ", ".join(f"{link.model_def}.{link.label}" for link in links),
+        }
 
     def batch(self, *, dry_run: bool = False, also: Iterable[int] = ()) -> SchemaChange:
         """Group changes to this table into one schema operation.
@@ -304,15 +422,23 @@ class FieldDefinition(models.Model, metaclass=FieldDefinitionBase):
     )
     position = models.PositiveIntegerField(_("position"), default=0)
 
-    objects = DefinitionQuerySet.as_manager()
+    trashed_at = models.DateTimeField(_("moved to the trash"), null=True, blank=True)
+
+    objects = ActiveManager()
+    all_objects = DefinitionQuerySet.as_manager()
 
     class Meta:
         app_label = "mutant"
+        base_manager_name = "all_objects"
         ordering = ("position", "pk")
         verbose_name = _("field definition")
         verbose_name_plural = _("field definitions")
         constraints = [
-            models.UniqueConstraint(fields=("model_def", "name"), name="mutant_field_name_unique")
+            models.UniqueConstraint(
+                fields=("model_def", "name"),
+                condition=models.Q(trashed_at__isnull=True),
+                name="mutant_field_name_unique",
+            )
         ]
 
     def __str__(self) -> str:
@@ -356,7 +482,8 @@ class FieldDefinition(models.Model, metaclass=FieldDefinitionBase):
 
     def field_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
-            "verbose_name": self.verbose_name or self.name.replace("_", " "),
+            # Without a label, Django derives one from the name.
+            "verbose_name": self.verbose_name or None,
             "help_text": self.help_text,
             "null": self.null,
             "blank": self.blank,
@@ -521,6 +648,46 @@ class FieldDefinition(models.Model, metaclass=FieldDefinitionBase):
             return set()
         stored = type(self)._base_manager.filter(pk=self.pk).first()
         return stored.target_pks() if stored else set()
+
+    def trash(self) -> None:
+        """Move this field, with its values, to the trash; its name becomes free."""
+        now = timezone.now()
+        with self.model_def.batch(also=self.target_pks()):
+            FieldDefinition.objects.filter(pk=self.pk).update(trashed_at=now)
+        self.trashed_at = now
+
+    def restore(self, *, name: str | None = None) -> None:
+        """Bring this field back with its values; give `name` if its own is taken."""
+        if not self.trashed_at:
+            raise SchemaError(gettext("%(field)s is not in the trash.") % {"field": self})
+        if self.model_def.trashed_at:
+            raise SchemaError(gettext("Restore its table first."))
+        for pk in self.target_pks():
+            if not ModelDefinition.objects.filter(pk=pk).exists():
+                raise SchemaError(gettext("The table it links to is in the trash."))
+        kept = self.name, self.trashed_at
+        self.name = name or self.name
+        self.trashed_at = None
+        try:
+            self.full_clean(validate_constraints=False)
+        except ValidationError as error:
+            self.name, self.trashed_at = kept
+            messages = error.message_dict
+            if "name" in messages:
+                messages["name"].append(gettext("Choose another name to restore it under."))
+            raise ValidationError(messages) from None
+        with self.model_def.batch(also=self.target_pks()):
+            FieldDefinition.all_objects.filter(pk=self.pk).update(trashed_at=None, name=self.name)
+
+    def purge(self) -> None:
+        """Delete a trashed field and its values for good."""
+        if not self.trashed_at:
+            raise SchemaError(gettext("Only a field in the trash can be purged."))
+        from mutant import trash
+
+        with self.model_def.batch() as change:
+            trash.drop_field(change.editor, self.pk)
+            FieldDefinition.all_objects.filter(pk=self.pk).delete()
 
     def change_type(
         self,

@@ -193,7 +193,8 @@ class ManyToManyFieldDefinition(RelationDefinition):
 
     def field_kwargs(self) -> dict[str, Any]:
         kwargs = {
-            "verbose_name": self.verbose_name or self.name.replace("_", " "),
+            # Without a label, Django derives one from the name.
+            "verbose_name": self.verbose_name or None,
             "help_text": self.help_text,
             "blank": True,
         }
