@@ -270,3 +270,25 @@ def test_decimal_and_date_values_survive_a_trip_through_the_trash():
         type(field).all_objects.get(pk=field.pk).restore()
     row = md.model_class().objects.get()
     assert (row.amount, row.when, row.key) == (decimal.Decimal("12.34"), moment, uuid.UUID(int=7))
+
+
+def test_the_purge_command_keeps_what_is_younger_than_the_retention():
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    md = orders()
+    old = CharFieldDefinition.objects.get(model_def=md)
+    young = CharFieldDefinition.objects.create(model_def=md, name="young", max_length=3, null=True)
+    old.trash()
+    young.trash()
+    FieldDefinition.all_objects.filter(pk=old.pk).update(
+        trashed_at=timezone.now() - datetime.timedelta(days=40)
+    )
+    out = StringIO()
+    call_command("mutant_purge_trash", "--days", "30", stdout=out)
+    assert "purged" in out.getvalue() and "Qty" in out.getvalue()
+    assert not FieldDefinition.all_objects.filter(pk=old.pk).exists()
+    assert FieldDefinition.all_objects.filter(pk=young.pk).exists()
+    assert table_exists(f"mutant_trash_field_{young.pk}")
