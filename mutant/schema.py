@@ -330,7 +330,9 @@ class SchemaChange:
         if not definition.pk:
             if all(d is not definition for d in self.created):
                 self.created.append(definition)
-        wanted = {pk for pk in {definition.pk, *also} if pk}
+        # A table created in this change has no "before", even once saved.
+        created = {d.pk for d in self.created}
+        wanted = {pk for pk in {definition.pk, *also} if pk and pk not in created}
         if wanted - set(self.before) - self.absent:
             group = graph.linked_group(wanted | set(self.before))
             loading = [pk for pk in group if pk not in self.before]
