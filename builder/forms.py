@@ -16,6 +16,7 @@ from pathlib import PurePath
 
 import tablib
 from django import forms
+from django.apps import apps
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -149,6 +150,19 @@ class TableForm(forms.Form):
         return definition
 
 
+class TableDeleteForm(forms.Form):
+    """The confirmation; with links from other tables, whether they go too."""
+
+    remove_links = forms.BooleanField(
+        label=_("Also delete the fields of other tables that link here"), required=False
+    )
+
+    def __init__(self, *args, linked: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not linked:
+            del self.fields["remove_links"]
+
+
 # -- field types ------------------------------------------------------------------
 
 
@@ -202,6 +216,10 @@ class TypeOffer:
         return not self._relation
 
     @property
+    def takes_required(self) -> bool:
+        return not self._many
+
+    @property
     def holds_text(self) -> bool:
         return issubclass(self._django_class, (models.CharField, models.TextField))
 
@@ -221,14 +239,42 @@ def type_offer(key: str) -> TypeOffer | None:
         return None
 
 
+# Apps whose models a person has no reason to link to.
+INTERNAL_APPS = {"admin", "contenttypes", "sessions", "mutant", "import_export", "tables"}
+
+
+def static_model_choices() -> list[tuple[str, str]]:
+    """The project's own models a link may point at, named the way the admin names them."""
+    choices = [("", "---------")]
+    for model in apps.get_models():
+        opts = model._meta
+        if opts.app_label in INTERNAL_APPS or opts.auto_created:
+            continue
+        name = f"{str(opts.verbose_name_plural).capitalize()} ({opts.app_config.verbose_name})"
+        choices.append((opts.label, name))
+    return choices
+
+
 def option_formfields(field_type: type[FieldDefinition]) -> dict[str, forms.Field]:
     """The type's own options (max length, decimal places, link target...) as form fields."""
     fields = {}
     for name in field_type._meta.defined_field_options:
         model_field = field_type._meta.get_field(name)
         formfield = model_field.formfield()
-        if formfield is not None:
-            fields[name] = formfield
+        if formfield is None:
+            continue
+        if getattr(formfield, "queryset", None) is not None:
+            if formfield.queryset.model is ModelDefinition:
+                formfield.label_from_instance = table_title
+        if name == "to_model":
+            # Installed models, chosen from a list instead of typed as "app.Model".
+            formfield = forms.TypedChoiceField(
+                label=_("Or link to one of the project's own lists"),
+                choices=static_model_choices(),
+                required=False,
+                empty_value="",
+            )
+        fields[name] = formfield
     return fields
 
 
@@ -297,6 +343,8 @@ class FieldForm(forms.Form):
         self.fields = ordered
         if not offer.takes_unique:
             del self.fields["unique"]
+        if not offer.takes_required:
+            del self.fields["required"]
         if not offer.takes_default:
             del self.fields["default"]
 
@@ -311,7 +359,7 @@ class FieldForm(forms.Form):
     def definition_values(self) -> dict:
         """The form's values as FieldDefinition attributes (name excluded)."""
         data = self.cleaned_data
-        required = data["required"]
+        required = data.get("required", False)
         unique = data.get("unique", False)
         default = data.get("default", "")
         values = {

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from django import forms
+from django.apps import apps
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ValidationError
@@ -37,6 +38,7 @@ from builder.forms import (
     FieldForm,
     ImportRefused,
     SpreadsheetForm,
+    TableDeleteForm,
     TableForm,
     TypeOffer,
     UnreadableFile,
@@ -167,6 +169,14 @@ def run_change(
                 "Try again in a moment, or ask an administrator."
             ),
         )
+    except Exception:
+        # The change ran in one transaction, so nothing is half done: say so
+        # in words, and keep the traceback for the log.
+        logger.exception("A schema change failed")
+        form.add_error(
+            None,
+            _("The change could not be made; nothing was changed. Please tell an administrator."),
+        )
     else:
         return True
     return False
@@ -232,9 +242,11 @@ def table_edit(request: HttpRequest, table: str) -> HttpResponse:
 def table_delete(request: HttpRequest, table: str) -> HttpResponse:
     definition = get_table(request, table)
     title = table_title(definition)
-    form = forms.Form(posted(request))
+    linking = definition.linking_fields()
+    form = TableDeleteForm(posted(request), linked=bool(linking))
     if request.method == "POST" and form.is_valid():
-        if run_change(definition.delete, form):
+        remove_links = form.cleaned_data.get("remove_links", False)
+        if run_change(lambda: definition.delete(remove_links=remove_links), form):
             messages.success(request, _("The table %(title)s was deleted.") % {"title": title})
             return redirect("builder:home")
     return render(
@@ -246,8 +258,21 @@ def table_delete(request: HttpRequest, table: str) -> HttpResponse:
             "title": title,
             "row_count": count_rows(request, definition),
             "field_count": definition.field_defs.count(),
+            "linking": [{"title": table_title(link.model_def), "field": link} for link in linking],
         },
     )
+
+
+def link_target(field: FieldDefinition) -> str:
+    """What a link field points at, in words; empty for other fields."""
+    if not field.is_relation:
+        return ""
+    if field.to_definition_id:
+        return table_title(field.to_definition)
+    try:
+        return str(apps.get_model(field.to_model)._meta.verbose_name_plural).capitalize()
+    except (LookupError, ValueError):
+        return field.to_model
 
 
 def field_rows(definition: ModelDefinition) -> list[dict]:
@@ -259,6 +284,7 @@ def field_rows(definition: ModelDefinition) -> list[dict]:
                 "type": field._meta.verbose_name,
                 "required": not field.blank,
                 "choices": [str(label) for _value, label in field.choices],
+                "target": link_target(field),
             }
         )
     return rows
@@ -274,6 +300,10 @@ def table_detail(request: HttpRequest, table: str) -> HttpResponse:
         "fields": field_rows(definition),
         "row_count": count_rows(request, definition),
         "admin_url": admin_list_url(definition),
+        "linking": [
+            {"table": link.model_def, "title": table_title(link.model_def), "field": link}
+            for link in definition.linking_fields()
+        ],
     }
     return render(request, "builder/table_detail.html", context)
 

@@ -651,3 +651,70 @@ def test_a_duplicate_title_from_a_file_is_refused(browser):
     html = page(browser.post(url("table_import"), data))
     assert "A table called Penguins already exists." in html
     assert ModelDefinition.objects.count() == 1
+
+
+# -- links --------------------------------------------------------------------------
+
+
+def make_orders_linking_penguins() -> tuple[ModelDefinition, ModelDefinition]:
+    penguins = make_penguins()
+    orders = ModelDefinition.objects.create(object_name="Order", verbose_name_plural="Orders")
+    return penguins, orders
+
+
+def test_a_link_field_chooses_its_table_and_what_happens_on_delete(browser):
+    penguins, orders = make_orders_linking_penguins()
+    add = url("field_add", table="Order") + "?type=foreignkeydefinition"
+    html = page(browser.get(add))
+    assert 'name="to_definition"' in html and ">Penguins</option>" in html
+    assert 'name="on_delete"' in html and "refuse to delete a linked row" in html
+    assert 'name="default"' not in html and 'id="choices-editor"' not in html
+
+    # Emptying the link needs a field that may be empty: the engine says so, next to it.
+    data = field_data(
+        "Penguin", to_definition=str(penguins.pk), on_delete="SET_NULL", required="on"
+    )
+    html = page(browser.post(add, data))
+    assert "To empty the link, the field must allow empty values." in html
+    html = page(browser.post(add, field_data("Penguin", on_delete="PROTECT")))
+    assert "Choose the table this field links to" in html
+
+    data = field_data("Penguin", to_definition=str(penguins.pk), on_delete="SET_NULL")
+    assert browser.post(add, data).status_code == 302
+    link = field(orders, "penguin")
+    assert (link.to_definition_id, link.on_delete, link.null) == (penguins.pk, "SET_NULL", True)
+    assert "link to one row → Penguins" in page(browser.get(url("table", table="Order")))
+    linking = page(browser.get(url("table", table="Penguin")))
+    assert "Linking here" in linking and "Orders" in linking
+
+    gentoo = penguins.model_class().objects.create(species="Gentoo")
+    html = page(browser.get(url("record_add", table="Order")))
+    assert "Gentoo" in html
+    assert browser.post(url("record_add", table="Order"), {"penguin": gentoo.pk}).status_code == 302
+    assert orders.model_class().objects.get().penguin_id == gentoo.pk
+
+
+def test_a_link_to_the_project_s_users(browser):
+    _penguins, orders = make_orders_linking_penguins()
+    add = url("field_add", table="Order") + "?type=manytomanyfielddefinition"
+    html = page(browser.get(add))
+    assert 'value="auth.User"' in html
+    assert 'name="required"' not in html and 'name="unique"' not in html
+    assert browser.post(add, field_data("Handled by", to_model="auth.User")).status_code == 302
+    assert field(orders, "handled_by").to_model == "auth.User"
+
+
+def test_deleting_a_linked_table_asks_to_remove_the_links_too(browser):
+    penguins, orders = make_orders_linking_penguins()
+    add = url("field_add", table="Order") + "?type=foreignkeydefinition"
+    data = field_data("Penguin", to_definition=str(penguins.pk), on_delete="CASCADE")
+    assert browser.post(add, data).status_code == 302
+    html = page(browser.get(url("table_delete", table="Penguin")))
+    assert "These fields of other tables link to it" in html and 'name="remove_links"' in html
+    html = page(browser.post(url("table_delete", table="Penguin")))
+    assert "cannot be deleted" in html
+    assert table_exists("tables_penguin")
+    response = browser.post(url("table_delete", table="Penguin"), {"remove_links": "on"})
+    assert response.status_code == 302
+    assert not table_exists("tables_penguin")
+    assert "penguin_id" not in columns("tables_order")
