@@ -101,12 +101,19 @@ def test_a_new_user_builds_and_fills_a_small_database(page: Page, screenshots, l
     page.get_by_role("button", name="Add field").click()
     expect(page.locator(".grp-messagelist")).to_contain_text("The field Status was added.")
     expect(page.locator("#field-status .b-choices")).to_have_text("New, Paid, Shipped, Cancelled")
+    page.get_by_role("link", name="Add a field").click()
+    page.locator(".b-pick", has_text="Link to one row").click()
+    page.get_by_label("Label").fill("Customer")
+    page.get_by_label("Linked table").select_option(label="Customers")
+    page.get_by_label("When the linked row is deleted").select_option("PROTECT")
+    page.get_by_role("button", name="Add field").click()
+    expect(page.locator("#field-customer .b-type")).to_have_text("link to one row → Customers")
 
     # Rename a field: its label, and the name derived from it.
     page.get_by_role("link", name="Edit Quantity").click()
     page.get_by_label("Label").fill("Number of items")
     page.get_by_role("button", name="Save").click()
-    assert field_names(page) == ["reference", "number_of_items", "order_date", "status"]
+    assert field_names(page) == ["reference", "number_of_items", "order_date", "status", "customer"]
 
     # Reorder: drag the date to the top, then move the status up with the keyboard.
     with page.expect_response(re.compile(r"/order/$")):
@@ -114,13 +121,25 @@ def test_a_new_user_builds_and_fills_a_small_database(page: Page, screenshots, l
             page.locator("#field-reference"), target_position={"x": 10, "y": 2}
         )
     expect(page.locator("#field-list .b-field").first).to_have_id("field-order_date")
-    assert field_names(page) == ["order_date", "reference", "number_of_items", "status"]
+    assert field_names(page) == [
+        "order_date",
+        "reference",
+        "number_of_items",
+        "status",
+        "customer",
+    ]
     page.get_by_role("button", name="Move Status up").focus()
     page.keyboard.press("Enter")
     expect(page.locator("#field-list .b-field").nth(2)).to_have_id("field-status")
     expect(page.get_by_role("button", name="Move Status up")).to_be_focused()
     page.reload()
-    assert field_names(page) == ["order_date", "reference", "status", "number_of_items"]
+    assert field_names(page) == [
+        "order_date",
+        "reference",
+        "status",
+        "number_of_items",
+        "customer",
+    ]
     page.screenshot(path=screenshots / "field-editor.png", full_page=True)
 
     # A record through the form.
@@ -129,6 +148,7 @@ def test_a_new_user_builds_and_fills_a_small_database(page: Page, screenshots, l
     page.get_by_label("Reference").fill("A-12")
     page.get_by_label("Status").select_option(label="Paid")
     page.get_by_label("Number of items").fill("3")
+    page.get_by_label("Customer").select_option(label="Ada Lovelace")
     page.screenshot(path=screenshots / "record-form.png", full_page=True)
     page.get_by_role("button", name="Save", exact=True).click()
     expect(page.locator("#records")).to_contain_text("A-12")
