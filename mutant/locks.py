@@ -1,0 +1,698 @@
+"""The lock layer: work that uses a table subscribes to its definition, a
+schema change modifies it, and neither ever sees the other half done.
+
+Subscribers share a table. A modifier keeps new subscribers out while it
+waits for the current ones to finish (writer preference), changes the schema,
+bumps the version and releases; the subscribers that waited then read the new
+version and get the new class. This holds across threads, processes and hosts
+because the cross-process part lives in a small backend chosen by database
+vendor: PostgreSQL advisory locks, or file locks beside a SQLite database file.
+
+Locks are keyed by definition pk and always taken in ascending order, so two
+modifiers of the same tables cannot deadlock. They are reentrant per thread:
+a thread that holds a table shared or exclusive does not ask the backend
+again, a modifier may subscribe, and a subscriber may modify (its shared lock
+is traded for the exclusive one and given back afterwards). Waiting is
+bounded by `settings.MUTANT_LOCK_TIMEOUT`; past it the caller gets
+`DefinitionBusy`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+
+from mutant.errors import DefinitionBusy
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.db.models import Model
+
+    from mutant.models import ModelDefinition
+
+logger = logging.getLogger(__name__)
+
+# SQLSTATEs of a database lock that was not granted: lock_not_available
+# (lock_timeout ran out) and deadlock_detected.
+LOCK_CONFLICTS = frozenset({"55P03", "40P01"})
+
+
+def is_lock_conflict(error: BaseException) -> bool:
+    """True if `error` is the database refusing a lock (a timeout or a deadlock)."""
+    return any(
+        getattr(candidate, "sqlstate", None) in LOCK_CONFLICTS
+        for candidate in (error, error.__cause__)
+    )
+
+
+# -- the public interface ---------------------------------------------------------
+
+
+class TableLock:
+    """Holds definitions shared (a subscription) or exclusive (a modification).
+
+    Use it as a context manager. `versions` maps each locked pk to the
+    definition's version as read after the lock was granted (subscriptions
+    only; None for a definition that does not exist).
+    """
+
+    def __init__(
+        self,
+        pks: Iterable[int],
+        *,
+        exclusive: bool,
+        using: str = DEFAULT_DB_ALIAS,
+        timeout: float | None = None,
+    ):
+        self.keys = sorted({int(pk) for pk in pks if pk})
+        self.exclusive = exclusive
+        self.using = using
+        self.timeout = settings.MUTANT_LOCK_TIMEOUT if timeout is None else timeout
+        self.versions: dict[int, int | None] = {}
+        self._held = False
+
+    def __enter__(self) -> TableLock:
+        if self.keys:
+            _registry(self.using).enter(self.keys, self.exclusive, self.timeout, self)
+        self._held = True
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if self._held:
+            self._held = False
+            if self.keys:
+                _registry(self.using).exit(self.keys, self.exclusive)
+        if exc is not None and not isinstance(exc, DefinitionBusy) and is_lock_conflict(exc):
+            # A statement inside (DDL under lock_timeout) met someone else's lock.
+            raise DefinitionBusy() from exc
+        return False
+
+    def extend(self, pks: Iterable[int]) -> None:
+        """Lock more definitions while this lock is held (a change that grows).
+
+        Taken after the ones already held, so the global order can be broken:
+        prefer naming every table up front; a conflict ends in DefinitionBusy
+        after the timeout, never in a hang.
+        """
+        more = sorted({int(pk) for pk in pks if pk} - set(self.keys))
+        if not more:
+            return
+        if self._held:
+            extra = TableLock(
+                more, exclusive=self.exclusive, using=self.using, timeout=self.timeout
+            )
+            _registry(self.using).enter(more, self.exclusive, self.timeout, extra)
+            self.versions.update(extra.versions)
+        self.keys = sorted({*self.keys, *more})
+
+
+def subscribe(
+    pks: Iterable[int], *, using: str = DEFAULT_DB_ALIAS, timeout: float | None = None
+) -> TableLock:
+    """Share definitions `pks`: no schema change to them until the block ends."""
+    return TableLock(pks, exclusive=False, using=using, timeout=timeout)
+
+
+def modify(
+    pks: Iterable[int], *, using: str = DEFAULT_DB_ALIAS, timeout: float | None = None
+) -> TableLock:
+    """Hold definitions `pks` alone: wait for their subscribers, keep new ones out."""
+    return TableLock(pks, exclusive=True, using=using, timeout=timeout)
+
+
+def definition_keys(definition: ModelDefinition) -> list[int]:
+    """The definitions to lock together with `definition`: today the table itself."""
+    return [definition.pk] if definition.pk else []
+
+
+@contextmanager
+def subscription(
+    definition: ModelDefinition, *, timeout: float | None = None
+) -> Iterator[type[Model]]:
+    """`with md.subscribe() as Model:` the table's class, fresh, held until the block ends."""
+    from mutant import classes
+
+    if not definition.pk:
+        raise ValueError("Save the table definition before subscribing to it.")
+    using = definition._state.db or DEFAULT_DB_ALIAS
+    with subscribe(definition_keys(definition), using=using, timeout=timeout) as lock:
+        version = lock.versions.get(definition.pk)
+        if version is None:
+            classes.forget(definition.pk)
+            raise type(definition).DoesNotExist(f"No table definition with id {definition.pk}.")
+        definition.version = version
+        yield classes.for_definition(definition.pk, version)
+
+
+@contextmanager
+def modification(
+    definition: ModelDefinition, *, timeout: float | None = None
+) -> Iterator[ModelDefinition]:
+    """`with md.modify():` group changes to the table under one exclusive lock."""
+    using = definition._state.db or DEFAULT_DB_ALIAS
+    with modify(definition_keys(definition), using=using, timeout=timeout):
+        yield definition
+
+
+# -- per-thread bookkeeping -------------------------------------------------------
+
+
+class _Hold:
+    """What this thread holds on one definition, and how often."""
+
+    __slots__ = ("shared", "exclusive", "version", "lost")
+
+    def __init__(self, version: int | None = None):
+        self.shared = 0
+        self.exclusive = 0
+        # Read while held; nobody else can change it until the hold ends.
+        self.version = version
+        # True when the backend no longer holds it (a failed upgrade).
+        self.lost = False
+
+
+class _Registry:
+    """One thread's holds on one database, and the backend that makes them real."""
+
+    def __init__(self, backend: LockBackend):
+        self.backend = backend
+        self.holds: dict[int, _Hold] = {}
+
+    def enter(self, keys: list[int], exclusive: bool, timeout: float, lock: TableLock) -> None:
+        if exclusive:
+            self._enter_exclusive(keys, timeout)
+            return
+        holds = self.holds
+        new = [key for key in keys if key not in holds]
+        if new:
+            versions = self.backend.subscribe(new, timeout)
+            for key in new:
+                holds[key] = _Hold(versions.get(key))
+        for key in keys:
+            holds[key].shared += 1
+        unknown = [key for key in keys if holds[key].version is None]
+        if unknown:
+            try:
+                versions = self.backend.read_versions(unknown)
+            except BaseException:
+                self.exit(keys, exclusive=False)
+                raise
+            for key in unknown:
+                holds[key].version = versions.get(key)
+        lock.versions = {key: holds[key].version for key in keys}
+
+    def _enter_exclusive(self, keys: list[int], timeout: float) -> None:
+        holds = self.holds
+        new = [key for key in keys if key not in holds or holds[key].lost]
+        # A subscriber that modifies trades its shared lock for the exclusive
+        # one: holding on to it would deadlock against a second such thread.
+        upgrade = [key for key in keys if key in holds and not holds[key].exclusive]
+        upgrade = [key for key in upgrade if not holds[key].lost]
+        if upgrade:
+            self.backend.release(upgrade)
+        wanted = sorted(new + upgrade)
+        if wanted:
+            try:
+                self.backend.acquire(wanted, exclusive=True, timeout=timeout)
+            except BaseException:
+                if upgrade:
+                    self._restore_shared(upgrade, timeout)
+                raise
+        for key in keys:
+            hold = holds.setdefault(key, _Hold())
+            hold.exclusive += 1
+            hold.lost = False
+            # This thread may change the table now: read the version again later.
+            hold.version = None
+
+    def _restore_shared(self, keys: list[int], timeout: float) -> None:
+        try:
+            self.backend.acquire(keys, exclusive=False, timeout=timeout)
+        except BaseException:
+            logger.warning("Lost the subscription to definitions %s after a failed change", keys)
+            for key in keys:
+                self.holds[key].lost = True
+
+    def exit(self, keys: list[int], exclusive: bool) -> None:
+        release, downgrade = [], []
+        for key in keys:
+            hold = self.holds[key]
+            if exclusive:
+                hold.exclusive -= 1
+            else:
+                hold.shared -= 1
+            if hold.exclusive:
+                continue
+            if not hold.shared:
+                del self.holds[key]
+                if not hold.lost:
+                    release.append(key)
+            elif exclusive and not hold.lost:
+                downgrade.append(key)
+        if downgrade:
+            self.backend.downgrade(downgrade)
+        if release:
+            self.backend.release(release)
+
+    def held(self, key: int) -> str | None:
+        hold = self.holds.get(key)
+        if hold is None or hold.lost:
+            return None
+        return "exclusive" if hold.exclusive else "shared"
+
+
+_local = threading.local()
+
+
+def _registry(using: str) -> _Registry:
+    connection = connections[using]
+    # The name is part of the key: a test run swaps the database under the alias.
+    key = (using, str(connection.settings_dict["NAME"]))
+    registries = getattr(_local, "registries", None)
+    if registries is None:
+        registries = _local.registries = {}
+    registry = registries.get(key)
+    if registry is None:
+        try:
+            factory = BACKENDS[connection.vendor]
+        except KeyError:
+            raise NotImplementedError(
+                f"Mutant has no lock backend for {connection.vendor} databases."
+            ) from None
+        registry = registries[key] = _Registry(factory(connection))
+    return registry
+
+
+def held(pk: int, *, using: str = DEFAULT_DB_ALIAS) -> str | None:
+    """How this thread holds definition `pk`: "shared", "exclusive" or None."""
+    return _registry(using).held(pk)
+
+
+# -- backends -----------------------------------------------------------------------
+
+
+class LockBackend:
+    """Cross-process locks on definition pks, for one thread's use of one database.
+
+    The registry asks a backend only for keys this thread does not hold yet,
+    sorted, and to release or downgrade keys it holds. A lock that cannot be
+    had before the timeout raises DefinitionBusy and leaves nothing held.
+    """
+
+    def __init__(self, connection: BaseDatabaseWrapper):
+        self.connection = connection
+
+    def acquire(self, keys: list[int], *, exclusive: bool, timeout: float) -> None:
+        raise NotImplementedError
+
+    def release(self, keys: list[int]) -> None:
+        raise NotImplementedError
+
+    def downgrade(self, keys: list[int]) -> None:
+        """Turn exclusive holds into shared ones without letting a modifier in between."""
+        raise NotImplementedError
+
+    def subscribe(self, keys: list[int], timeout: float) -> dict[int, int | None]:
+        """Lock `keys` shared, then read their versions (a backend may do both at once)."""
+        self.acquire(keys, exclusive=False, timeout=timeout)
+        try:
+            return self.read_versions(keys)
+        except BaseException:
+            self.release(keys)
+            raise
+
+    def read_versions(self, keys: list[int]) -> dict[int, int | None]:
+        self.connection.ensure_connection()
+        cursor = self.connection.connection.cursor()
+        try:
+            cursor.execute(_versions_sql(self.connection, keys))
+            return dict(cursor.fetchall())
+        finally:
+            cursor.close()
+
+
+def _versions_sql(connection: BaseDatabaseWrapper, keys: list[int]) -> str:
+    from mutant.models import ModelDefinition
+
+    opts, qn = ModelDefinition._meta, connection.ops.quote_name
+    pk = qn(opts.pk.column)
+    version = qn(opts.get_field("version").column)
+    ids = ", ".join(str(int(key)) for key in keys)
+    return f"SELECT {pk}, {version} FROM {qn(opts.db_table)} WHERE {pk} IN ({ids})"  # noqa: S608
+
+
+class PostgresLocks(LockBackend):
+    """PostgreSQL advisory locks: they live in the server, so they hold across hosts.
+
+    Outside a transaction the locks are session locks, released explicitly;
+    inside one they are transaction locks, released when it ends (a session
+    lock could not be released from a transaction that failed). The server
+    queues a shared request behind a waiting exclusive one, which gives
+    writer preference, and drops every lock of a session that dies.
+    """
+
+    # The two-integer key space, with a class id of our own: "MU" and 1.
+    NAMESPACE = 0x4D5501
+
+    def __init__(self, connection: BaseDatabaseWrapper):
+        super().__init__(connection)
+        # key -> (exclusive, the DB-API connection of a session lock, or None)
+        self.modes: dict[int, tuple[bool, object | None]] = {}
+
+    @staticmethod
+    def _objid(key: int) -> int:
+        return (key + 2**31) % 2**32 - 2**31
+
+    def _call(self, function: str, keys: list[int]) -> str:
+        return ", ".join(f"{function}({self.NAMESPACE}, {self._objid(key)})" for key in keys)
+
+    @staticmethod
+    def _function(exclusive: bool, session: bool, wait: bool) -> str:
+        scope = "" if session else "xact_"
+        mode = "" if exclusive else "_shared"
+        return f"pg_{'' if wait else 'try_'}advisory_{scope}lock{mode}"
+
+    def subscribe(self, keys: list[int], timeout: float) -> dict[int, int | None]:
+        return self._lock(keys, exclusive=False, timeout=timeout, read_versions=True)
+
+    def acquire(self, keys: list[int], *, exclusive: bool, timeout: float) -> None:
+        self._lock(keys, exclusive=exclusive, timeout=timeout, read_versions=False)
+
+    def _lock(
+        self, keys: list[int], *, exclusive: bool, timeout: float, read_versions: bool
+    ) -> dict[int, int | None]:
+        connection = self.connection
+        connection.ensure_connection()
+        raw = connection.connection
+        session = connection.get_autocommit()
+        owner = raw if session else None
+        # First try without waiting: one round trip that takes the locks and,
+        # in a second statement (so with a snapshot taken after the locks),
+        # reads the versions.
+        if session or len(keys) == 1:
+            sql = "SELECT " + self._call(self._function(exclusive, session, wait=False), keys)
+            if read_versions:
+                sql += "; " + _versions_sql(connection, keys)
+            cursor = raw.cursor()
+            try:
+                cursor.execute(sql)
+                granted = cursor.fetchone()
+                if all(granted):
+                    for key in keys:
+                        self.modes[key] = (exclusive, owner)
+                    if read_versions:
+                        cursor.nextset()
+                        return dict(cursor.fetchall())
+                    return {}
+                if session and any(granted):
+                    taken = [key for key, ok in zip(keys, granted, strict=True) if ok]
+                    self._unlock(cursor, taken, exclusive)
+            finally:
+                cursor.close()
+        if session:
+            self._wait_in_session(keys, exclusive, timeout)
+        else:
+            self._wait_in_transaction(keys, exclusive, timeout)
+        for key in keys:
+            self.modes[key] = (exclusive, owner)
+        if not read_versions:
+            return {}
+        try:
+            return self.read_versions(keys)
+        except BaseException:
+            self.release(keys)
+            raise
+
+    def _wait_in_session(self, keys: list[int], exclusive: bool, timeout: float) -> None:
+        function = self._function(exclusive, session=True, wait=True)
+        deadline = time.monotonic() + timeout
+        taken: list[int] = []
+        cursor = self.connection.connection.cursor()
+        try:
+            for key in keys:
+                ms = max(1, int((deadline - time.monotonic()) * 1000))
+                # SET LOCAL lasts for this one implicit transaction only.
+                cursor.execute(
+                    f"SET LOCAL lock_timeout = {ms}; SELECT {self._call(function, [key])}"
+                )
+                taken.append(key)
+        except Exception as error:
+            if taken:
+                self._unlock(cursor, taken, exclusive)
+            if is_lock_conflict(error):
+                raise DefinitionBusy() from error
+            raise
+        finally:
+            cursor.close()
+
+    def _wait_in_transaction(self, keys: list[int], exclusive: bool, timeout: float) -> None:
+        function = self._function(exclusive, session=False, wait=True)
+        deadline = time.monotonic() + timeout
+        try:
+            # A savepoint: a lock that times out must not spoil the caller's transaction.
+            with (
+                transaction.atomic(using=self.connection.alias),
+                self.connection.cursor() as cursor,
+            ):
+                cursor.execute("SELECT current_setting('lock_timeout')")
+                (previous,) = cursor.fetchone()
+                for key in keys:
+                    ms = max(1, int((deadline - time.monotonic()) * 1000))
+                    cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{ms}ms"])
+                    cursor.execute(f"SELECT {self._call(function, [key])}")
+                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [previous])
+        except Exception as error:
+            if is_lock_conflict(error):
+                raise DefinitionBusy() from error
+            raise
+
+    def _unlock(self, cursor, keys: list[int], exclusive: bool) -> None:
+        function = "pg_advisory_unlock" if exclusive else "pg_advisory_unlock_shared"
+        cursor.execute(f"SELECT {self._call(function, keys)}")
+
+    def release(self, keys: list[int]) -> None:
+        raw = self.connection.connection
+        by_mode: dict[bool, list[int]] = {}
+        for key in keys:
+            exclusive, owner = self.modes.pop(key)
+            # Transaction locks go with the transaction; a closed session took its locks along.
+            if owner is not None and owner is raw:
+                by_mode.setdefault(exclusive, []).append(key)
+        if not by_mode:
+            return
+        cursor = raw.cursor()
+        try:
+            for exclusive, taken in by_mode.items():
+                self._unlock(cursor, taken, exclusive)
+        except Exception:
+            # Only a failed transaction refuses this; the session keeps the
+            # locks until it ends, so end it rather than block every modifier.
+            logger.warning("Could not release table locks %s; closing the connection", keys)
+            self.connection.close()
+        finally:
+            cursor.close()
+
+    def downgrade(self, keys: list[int]) -> None:
+        raw = self.connection.connection
+        session = [key for key in keys if self.modes[key][1] is raw and raw is not None]
+        for key in keys:
+            self.modes[key] = (False, self.modes[key][1])
+        if not session:
+            return
+        # A session's own locks never conflict: take the shared one, then drop
+        # the exclusive one, and no modifier gets in between.
+        cursor = raw.cursor()
+        try:
+            cursor.execute(
+                f"SELECT {self._call('pg_advisory_lock_shared', session)}; "
+                f"SELECT {self._call('pg_advisory_unlock', session)}"
+            )
+        finally:
+            cursor.close()
+
+
+class FileLocks(LockBackend):
+    """flock(2) on files beside a SQLite database: they hold across the processes of one host.
+
+    Each definition has a main lock (shared for subscribers, exclusive for a
+    modifier) and a gate. A modifier holds the gate while it waits for the
+    main lock, and a subscriber passes through the gate before taking the
+    main lock, so subscribers arriving after a waiting modifier queue behind
+    it. Every acquisition opens its own file description, so threads of one
+    process conflict like processes do; the kernel drops the locks of a
+    process that dies. Lock files are never deleted: a process holding an
+    unlinked file would lock nothing that others can see.
+    """
+
+    def __init__(self, connection: BaseDatabaseWrapper, directory: Path):
+        super().__init__(connection)
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        # key -> (main lock fd, gate fd held by a modifier or None)
+        self.fds: dict[int, tuple[int, int | None]] = {}
+
+    def _open(self, key: int, suffix: str) -> int:
+        path = os.path.join(self.directory, f"{key}.{suffix}")
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+
+    def acquire(self, keys: list[int], *, exclusive: bool, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        taken: list[int] = []
+        try:
+            for key in keys:
+                gate = self._open(key, "gate")
+                main = None
+                try:
+                    _flock(gate, fcntl.LOCK_EX, deadline)
+                    main = self._open(key, "lock")
+                    _flock(main, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH, deadline)
+                except BaseException:
+                    if main is not None:
+                        os.close(main)
+                    os.close(gate)
+                    raise
+                if not exclusive:
+                    os.close(gate)
+                    gate = None
+                self.fds[key] = (main, gate)
+                taken.append(key)
+        except BaseException:
+            self.release(taken)
+            raise
+
+    def release(self, keys: list[int]) -> None:
+        for key in keys:
+            main, gate = self.fds.pop(key)
+            os.close(main)
+            if gate is not None:
+                os.close(gate)
+
+    def downgrade(self, keys: list[int]) -> None:
+        for key in keys:
+            main, gate = self.fds[key]
+            # Not atomic in the kernel, but nobody can reach the main lock
+            # without the gate, which this thread holds until the lock is shared.
+            fcntl.flock(main, fcntl.LOCK_SH)
+            if gate is not None:
+                os.close(gate)
+            self.fds[key] = (main, None)
+
+
+def _flock(fd: int, operation: int, deadline: float) -> None:
+    """Lock `fd`, polling until `deadline` (flock itself cannot time out)."""
+    delay = 0.0005
+    while True:
+        try:
+            fcntl.flock(fd, operation | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise DefinitionBusy()
+        time.sleep(min(delay, remaining))
+        delay = min(delay * 2, 0.02)
+
+
+class _SharedExclusive:
+    """An in-process shared/exclusive lock in which a waiting writer goes first."""
+
+    def __init__(self) -> None:
+        self.condition = threading.Condition()
+        self.readers = 0
+        self.writer = False
+        self.writers_waiting = 0
+
+    def acquire(self, exclusive: bool, timeout: float) -> bool:
+        with self.condition:
+            if not exclusive:
+                granted = self.condition.wait_for(
+                    lambda: not self.writer and not self.writers_waiting, timeout
+                )
+                if granted:
+                    self.readers += 1
+                return granted
+            self.writers_waiting += 1
+            try:
+                granted = self.condition.wait_for(
+                    lambda: not self.writer and not self.readers, timeout
+                )
+            finally:
+                self.writers_waiting -= 1
+            if granted:
+                self.writer = True
+            else:
+                self.condition.notify_all()
+            return granted
+
+    def release(self, exclusive: bool) -> None:
+        with self.condition:
+            if exclusive:
+                self.writer = False
+            else:
+                self.readers -= 1
+            self.condition.notify_all()
+
+    def downgrade(self) -> None:
+        with self.condition:
+            self.writer = False
+            self.readers += 1
+            self.condition.notify_all()
+
+
+class MemoryLocks(LockBackend):
+    """In-process locks, for an in-memory SQLite database that no other process can see."""
+
+    _locks: dict[tuple[str, int], _SharedExclusive] = {}
+    _guard = threading.Lock()
+
+    def __init__(self, connection: BaseDatabaseWrapper):
+        super().__init__(connection)
+        self.modes: dict[int, bool] = {}
+
+    def _lock(self, key: int) -> _SharedExclusive:
+        with self._guard:
+            return self._locks.setdefault((self.connection.alias, key), _SharedExclusive())
+
+    def acquire(self, keys: list[int], *, exclusive: bool, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        taken: list[int] = []
+        for key in keys:
+            if not self._lock(key).acquire(exclusive, max(0.0, deadline - time.monotonic())):
+                self.release(taken)
+                raise DefinitionBusy()
+            self.modes[key] = exclusive
+            taken.append(key)
+
+    def release(self, keys: list[int]) -> None:
+        for key in keys:
+            self._lock(key).release(self.modes.pop(key))
+
+    def downgrade(self, keys: list[int]) -> None:
+        for key in keys:
+            self._lock(key).downgrade()
+            self.modes[key] = False
+
+
+def _sqlite_locks(connection: BaseDatabaseWrapper) -> LockBackend:
+    if connection.is_in_memory_db():
+        return MemoryLocks(connection)
+    database = Path(str(connection.settings_dict["NAME"])).resolve()
+    return FileLocks(connection, database.with_name(database.name + "-locks"))
+
+
+BACKENDS = {
+    "postgresql": PostgresLocks,
+    "sqlite": _sqlite_locks,
+}
+"""Lock backend factories by connection vendor (a MySQL/MariaDB one could use GET_LOCK)."""
