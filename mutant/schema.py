@@ -29,9 +29,10 @@ from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.db.migrations import operations as ops
 from django.db.migrations.state import ModelState, ProjectState
 from django.db.models import F
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from mutant import classes, graph, history, signals, trash
+from mutant import classes, graph, history, locks, signals, trash
 from mutant.errors import ChangeReport, DataLossError, FieldReport, RowProblem, SchemaError
 from mutant.models.definitions import APP_LABEL, FieldDefinition, ModelDefinition
 
@@ -321,7 +322,7 @@ class SchemaChange:
 
     def lock_keys(self) -> list[int]:
         """The tables this change may touch, in the order they must be locked."""
-        return sorted(self.before)
+        return graph.linked_group({*self.before, *self._pending})
 
     def include(self, definition: ModelDefinition, also: Iterable[int] = ()) -> None:
         """Take a table (and the tables linked to it) into this change."""
@@ -335,12 +336,25 @@ class SchemaChange:
         wanted = {pk for pk in {definition.pk, *also} if pk and pk not in created}
         if wanted - set(self.before) - self.absent:
             group = graph.linked_group(wanted | set(self.before))
+            self.lock.extend(group)
             loading = [pk for pk in group if pk not in self.before]
             self.before.update(load_tables(loading))
             # In the trash (or gone) when the change began: not "before".
             self.absent |= {pk for pk in [*loading, *wanted] if pk not in self.before}
 
     def __enter__(self) -> SchemaChange:
+        # Locked before the schema transaction opens: the "before" state must
+        # be the committed one, and on SQLite a modifier must not wait for its
+        # lock inside the write transaction that its subscribers need.
+        self.lock = locks.modify(self.lock_keys(), using=self.using)
+        self.lock.__enter__()
+        try:
+            return self._begin()
+        except BaseException as error:
+            self.lock.__exit__(type(error), error, error.__traceback__)
+            raise
+
+    def _begin(self) -> SchemaChange:
         connection = connections[self.using]
         if connection.vendor == "sqlite" and connection.in_atomic_block:
             raise SchemaError(
@@ -366,6 +380,16 @@ class SchemaChange:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            self._end(exc_type, exc, tb)
+        except BaseException as error:
+            self.lock.__exit__(type(error), error, error.__traceback__)
+            raise
+        # Released after the commit: the subscribers that waited read the new version.
+        self.lock.__exit__(exc_type, exc, tb)
+        return False
+
+    def _end(self, exc_type, exc, tb) -> bool:
         _active.changes = [c for c in _active.changes if c is not self]
         if exc_type is None:
             try:
@@ -411,7 +435,10 @@ class SchemaChange:
     def _bump(self, after: dict[int, TableState]) -> None:
         if not after:
             return
-        ModelDefinition.objects.filter(pk__in=list(after)).update(version=F("version") + 1)
+        # A queryset update skips auto_now: "changed" is set here, with the version.
+        ModelDefinition.objects.filter(pk__in=list(after)).update(
+            version=F("version") + 1, updated_at=timezone.now()
+        )
         versions = dict(
             ModelDefinition.objects.filter(pk__in=list(after)).values_list("pk", "version")
         )
