@@ -50,6 +50,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, so that its process_view runs right before the view.
+    "builder.middleware.TableSubscriptionMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
