@@ -718,3 +718,12 @@ def test_deleting_a_linked_table_asks_to_remove_the_links_too(browser):
     assert response.status_code == 302
     assert not table_exists("tables_penguin")
     assert "penguin_id" not in columns("tables_order")
+
+
+def test_changing_a_field_changes_when_the_table_last_changed(browser):
+    md = make_penguins()
+    ModelDefinition.objects.filter(pk=md.pk).update(updated_at="2001-01-01T00:00:00Z")
+    add = url("field_add", table="Penguin") + "?type=integerfielddefinition"
+    assert browser.post(add, field_data("Age")).status_code == 302
+    md.refresh_from_db()
+    assert md.updated_at.year > 2001
