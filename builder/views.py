@@ -85,7 +85,7 @@ def builder_required(view: Callable) -> Callable:
 def get_table(request: HttpRequest, table: str) -> ModelDefinition:
     """The table named in the URL (the lock middleware may have loaded it already)."""
     definition = getattr(request, "mutant_definition", None)
-    if definition is not None and definition.object_name == table:
+    if definition is not None and definition.object_name.lower() == table.lower():
         return definition
     return get_object_or_404(ModelDefinition, object_name=table)
 
