@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import threading
 
 import openpyxl
 import pytest
 from django.contrib.auth.models import Permission
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
@@ -727,3 +729,31 @@ def test_changing_a_field_changes_when_the_table_last_changed(browser):
     assert browser.post(add, field_data("Age")).status_code == 302
     md.refresh_from_db()
     assert md.updated_at.year > 2001
+
+
+def test_a_table_someone_else_holds_is_reported_after_the_timeout(browser, settings):
+    """A real subscription in another thread: the change waits, gives up, says so."""
+    md = make_penguins()
+    settings.MUTANT_LOCK_TIMEOUT = 0.5
+    holding, done = threading.Event(), threading.Event()
+
+    def reader() -> None:
+        try:
+            with ModelDefinition.objects.get(pk=md.pk).subscribe():
+                holding.set()
+                done.wait(10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        add = url("field_add", table="Penguin") + "?type=integerfielddefinition"
+        html = page(browser.post(add, field_data("Age")))
+    finally:
+        done.set()
+        thread.join()
+    assert "This table is being changed, try again in a moment." in html
+    assert "age" not in columns("tables_penguin")
+    assert browser.post(add, field_data("Age")).status_code == 302
