@@ -593,7 +593,8 @@ def record_form(definition, model, *args, **kwargs) -> forms.ModelForm:
 def _display(row: models.Model, field: models.Field) -> Any:
     if field.choices:
         return row._get_FIELD_display(field)
-    value = getattr(row, field.attname)
+    # A link shows the linked row, as the admin would.
+    value = getattr(row, field.name if field.is_relation else field.attname)
     return "" if value is None else value
 
 
@@ -602,7 +603,9 @@ def records(request: HttpRequest, table: str) -> HttpResponse:
     definition = get_table(request, table)
     model = table_model(request, definition)
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    page = Paginator(model._base_manager.order_by("-pk"), 25).get_page(request.GET.get("page"))
+    links = [f.name for f in fields if f.is_relation]
+    queryset = model._base_manager.select_related(*links).order_by("-pk")
+    page = Paginator(queryset, 25).get_page(request.GET.get("page"))
     rows = [{"pk": row.pk, "cells": [_display(row, f) for f in fields]} for row in page]
     return render(
         request,

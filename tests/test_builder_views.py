@@ -694,6 +694,7 @@ def test_a_link_field_chooses_its_table_and_what_happens_on_delete(browser):
     assert "Gentoo" in html
     assert browser.post(url("record_add", table="Order"), {"penguin": gentoo.pk}).status_code == 302
     assert orders.model_class().objects.get().penguin_id == gentoo.pk
+    assert "<td>Gentoo</td>" in page(browser.get(url("records", table="Order")))
 
 
 def test_a_link_to_the_project_s_users(browser):
