@@ -163,6 +163,28 @@ class TableDeleteForm(forms.Form):
             del self.fields["remove_links"]
 
 
+class RestoreForm(forms.Form):
+    """A name to restore under; the old one, unless it was taken meanwhile."""
+
+    title = forms.CharField(
+        label=_("Restore under the name"),
+        max_length=255,
+        help_text=_("Change it if a table or field with this name exists now."),
+    )
+
+    def __init__(self, *args, others: Iterable[str] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.others = {name.lower() for name in others}
+
+    def clean_title(self) -> str:
+        title = self.cleaned_data["title"].strip()
+        if title.lower() in self.others:
+            raise ValidationError(
+                _("%(title)s is taken now: choose another name."), params={"title": title}
+            )
+        return title
+
+
 # -- field types ------------------------------------------------------------------
 
 

@@ -19,7 +19,17 @@ urlpatterns = [
     path("tables/<str:table>/fields/<str:field>/move/", views.field_move, name="field_move"),
     path("tables/<str:table>/fields/<str:field>/delete/", views.field_delete, name="field_delete"),
     path("tables/<str:table>/fields/<str:field>/type/", views.field_type, name="field_type"),
+    path("tables/<str:table>/history/", views.table_history, name="table_history"),
+    path("tables/<str:table>/history/<int:event>/undo/", views.table_undo, name="table_undo"),
     path("tables/<str:table>/records/", views.records, name="records"),
     path("tables/<str:table>/records/add/", views.record_edit, name="record_add"),
     path("tables/<str:table>/records/<int:pk>/", views.record_edit, name="record_edit"),
+    path("trash/", views.trash, name="trash"),
+    path("trash/tables/<int:pk>/restore/", views.trash_restore_table, name="restore_table"),
+    path("trash/fields/<int:pk>/restore/", views.trash_restore_field, name="restore_field"),
+    path(
+        "trash/<str:kind>/<int:pk>/purge/",
+        views.trash_purge,
+        name="purge",
+    ),
 ]

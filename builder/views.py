@@ -37,6 +37,7 @@ from builder.forms import (
     ColumnFormSet,
     FieldForm,
     ImportRefused,
+    RestoreForm,
     SpreadsheetForm,
     TableDeleteForm,
     TableForm,
@@ -47,14 +48,17 @@ from builder.forms import (
     fill_table,
     propose_columns,
     read_spreadsheet,
+    table_name_from_label,
     table_title,
     title_from_filename,
     type_offer,
     type_offers,
 )
 from builder.generated import model_form_for
+from mutant import history
 from mutant.errors import DataLossError, DefinitionBusy, MutantError
 from mutant.models import FieldDefinition, ModelDefinition
+from mutant.models.history import SchemaEvent
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +81,8 @@ def builder_required(view: Callable) -> Callable:
             return redirect_to_login(request.get_full_path())
         if not request.user.has_perm(BUILDER_PERMISSION):
             return render(request, "builder/forbidden.html", status=403)
-        return view(request, *args, **kwargs)
+        with history.actor(request.user):
+            return view(request, *args, **kwargs)
 
     return wrapped
 
@@ -246,8 +251,11 @@ def table_delete(request: HttpRequest, table: str) -> HttpResponse:
     form = TableDeleteForm(posted(request), linked=bool(linking))
     if request.method == "POST" and form.is_valid():
         remove_links = form.cleaned_data.get("remove_links", False)
-        if run_change(lambda: definition.delete(remove_links=remove_links), form):
-            messages.success(request, _("The table %(title)s was deleted.") % {"title": title})
+        if run_change(lambda: definition.trash(remove_links=remove_links), form):
+            messages.success(
+                request,
+                _("The table %(title)s is in the trash, with its records.") % {"title": title},
+            )
             return redirect("builder:home")
     return render(
         request,
@@ -415,9 +423,11 @@ def field_delete(request: HttpRequest, table: str, field: str) -> HttpResponse:
     instance = get_field(definition, field)
     form = forms.Form(posted(request))
     if request.method == "POST" and form.is_valid():
-        if run_change(instance.delete, form):
+        if run_change(instance.trash, form):
             messages.success(
-                request, _("The field %(label)s was deleted.") % {"label": instance.label}
+                request,
+                _("The field %(label)s is in the trash, with its values.")
+                % {"label": instance.label},
             )
             return redirect("builder:table", table=definition.object_name)
     filled = None
@@ -815,3 +825,165 @@ def _import_confirm(request: HttpRequest, uploads, upload) -> HttpResponse:
         % {"title": table_title(definition), "count": dataset.height},
     )
     return redirect("builder:table", table=definition.object_name)
+
+
+# -- history and undo ---------------------------------------------------------------
+
+
+@builder_required
+def table_history(request: HttpRequest, table: str) -> HttpResponse:
+    """Every schema change of a table, newest first; the last one may be undone."""
+    definition = get_table(request, table)
+    events = list(definition.history.select_related("user").order_by("-pk")[:100])
+    latest = next((e for e in events if not e.undone_by_id), None)
+    return render(
+        request,
+        "builder/table_history.html",
+        {
+            "definition": definition,
+            "title": table_title(definition),
+            "events": events,
+            "undoable": latest if latest is not None and latest.undoable else None,
+            "form": forms.Form(),
+        },
+    )
+
+
+@require_POST
+@builder_required
+def table_undo(request: HttpRequest, table: str, event: int) -> HttpResponse:
+    definition = get_table(request, table)
+    entry = get_object_or_404(SchemaEvent, pk=event, tables=definition)
+    form = forms.Form(request.POST)
+    if run_change(lambda: history.undo(entry), form):
+        messages.success(request, _("Undone: %(what)s") % {"what": entry.description})
+    for error in form.non_field_errors():
+        messages.error(request, error)
+    # An undone rename moves the table: find it by its id.
+    current = ModelDefinition.objects.filter(pk=definition.pk).first()
+    if current is None:
+        return redirect("builder:home")
+    return redirect("builder:table_history", table=current.object_name)
+
+
+# -- the trash ----------------------------------------------------------------------
+
+
+@builder_required
+def trash(request: HttpRequest) -> HttpResponse:
+    """Tables and fields moved to the trash, waiting to be restored or purged."""
+    tables = ModelDefinition.all_objects.filter(trashed_at__isnull=False).order_by("-trashed_at")
+    fields = (
+        FieldDefinition.all_objects.filter(
+            trashed_at__isnull=False, model_def__trashed_at__isnull=True
+        )
+        .select_related("model_def")
+        .order_by("-trashed_at")
+    )
+    return render(
+        request,
+        "builder/trash.html",
+        {
+            "tables": [{"definition": t, "title": table_title(t)} for t in tables],
+            "fields": [
+                {"field": f.type_cast(), "table": f.model_def, "title": table_title(f.model_def)}
+                for f in fields
+            ],
+            "form": forms.Form(),
+        },
+    )
+
+
+def trashed_table(pk: int) -> ModelDefinition:
+    return get_object_or_404(ModelDefinition.all_objects, pk=pk, trashed_at__isnull=False)
+
+
+def trashed_field(pk: int) -> FieldDefinition:
+    field = get_object_or_404(FieldDefinition.all_objects, pk=pk, trashed_at__isnull=False)
+    return field.type_cast()
+
+
+@builder_required
+def trash_restore_table(request: HttpRequest, pk: int) -> HttpResponse:
+    """Bring a table back; if its name was taken meanwhile, ask for another."""
+    definition = trashed_table(pk)
+    form = RestoreForm(
+        posted(request),
+        initial={"title": table_title(definition)},
+        others=[table_title(t) for t in ModelDefinition.objects.all()],
+    )
+    if request.method == "POST" and form.is_valid():
+        new_title = form.cleaned_data["title"].strip()
+
+        def restore() -> None:
+            if new_title and new_title != table_title(definition):
+                taken = ModelDefinition.objects.values_list("object_name", flat=True)
+                # One change: the new label goes back with the table, or neither does.
+                with definition.batch():
+                    ModelDefinition.all_objects.filter(pk=definition.pk).update(
+                        verbose_name=new_title, verbose_name_plural=new_title
+                    )
+                    definition.restore(object_name=table_name_from_label(new_title, taken))
+                definition.verbose_name_plural = definition.verbose_name = new_title
+            else:
+                definition.restore()
+
+        form.error_fields = {"object_name": "title"}
+        if run_change(restore, form):
+            messages.success(
+                request,
+                _("The table %(title)s is back, with its records.")
+                % {"title": table_title(definition)},
+            )
+            return redirect("builder:table", table=definition.object_name)
+    return render(
+        request,
+        "builder/trash_restore.html",
+        {"form": form, "what": table_title(definition), "is_table": True},
+    )
+
+
+@builder_required
+def trash_restore_field(request: HttpRequest, pk: int) -> HttpResponse:
+    field = trashed_field(pk)
+    definition = field.model_def
+    form = RestoreForm(
+        posted(request), initial={"title": field.label}, others=field_labels(definition)
+    )
+    if request.method == "POST" and form.is_valid():
+        new_label = form.cleaned_data["title"].strip()
+
+        def restore() -> None:
+            if new_label and new_label != field.label:
+                taken = definition.field_defs.values_list("name", flat=True)
+                with definition.batch():
+                    FieldDefinition.all_objects.filter(pk=field.pk).update(verbose_name=new_label)
+                    field.restore(name=field_name_from_label(new_label, taken))
+                field.verbose_name = new_label
+            else:
+                field.restore()
+
+        form.error_fields = {"name": "title"}
+        if run_change(restore, form):
+            messages.success(
+                request, _("The field %(label)s is back, with its values.") % {"label": field.label}
+            )
+            return redirect("builder:table", table=definition.object_name)
+    return render(
+        request,
+        "builder/trash_restore.html",
+        {"form": form, "what": field.label, "table_title": table_title(definition)},
+    )
+
+
+@builder_required
+def trash_purge(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
+    """Delete a table or a field from the trash for good, after a confirmation."""
+    item = trashed_table(pk) if kind == "table" else trashed_field(pk)
+    what = table_title(item) if kind == "table" else item.label
+    form = forms.Form(posted(request))
+    if request.method == "POST" and form.is_valid():
+        if run_change(item.purge, form):
+            messages.success(request, _("%(what)s was deleted for good.") % {"what": what})
+            return redirect("builder:trash")
+    return render(request, "builder/trash_purge.html", {"form": form, "what": what, "kind": kind})

@@ -12,7 +12,7 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
-from builder.forms import field_name_from_label, table_name_from_label
+from builder.forms import field_name_from_label, table_name_from_label, table_title
 from mutant.errors import DefinitionBusy
 from mutant.models import (
     CharFieldDefinition,
@@ -190,7 +190,7 @@ def test_changing_only_the_description_keeps_the_name(browser):
 def test_deleting_a_table_says_how_many_records_go_with_it(browser):
     make_penguins(rows=4)
     html = page(browser.get(url("table_delete", table="Penguin")))
-    assert "its fields and its 4 records will be deleted" in html
+    assert "The table goes to the trash with its fields and its 4 records." in html
     assert table_exists("tables_penguin")
     response = browser.post(url("table_delete", table="Penguin"))
     assert response.status_code == 302
@@ -226,7 +226,7 @@ def test_a_busy_table_is_reported_on_the_page(browser, monkeypatch):
         browser.get(url("field_type", table="Penguin", field="species") + "?to=textfielddefinition")
     )
     assert "This table is being changed" in html
-    monkeypatch.setattr(FieldDefinition, "delete", busy)
+    monkeypatch.setattr(FieldDefinition, "trash", busy)
     html = page(browser.post(url("field_delete", table="Penguin", field="species")))
     assert "This table is being changed" in html
     assert "species" in columns("tables_penguin")
@@ -433,7 +433,7 @@ def test_deleting_a_field_says_how_many_values_go(browser):
     md = make_penguins(rows=3)
     md.model_class().objects.create(species="")
     html = page(browser.get(url("field_delete", table="Penguin", field="species")))
-    assert "deleted with the 3 values stored in it" in html
+    assert "goes to the trash with the 3 values stored in it" in html
     response = browser.post(url("field_delete", table="Penguin", field="species"))
     assert response.status_code == 302
     assert "species" not in columns("tables_penguin")
@@ -758,3 +758,65 @@ def test_a_table_someone_else_holds_is_reported_after_the_timeout(browser, setti
     assert "This table is being changed, try again in a moment." in html
     assert "age" not in columns("tables_penguin")
     assert browser.post(add, field_data("Age")).status_code == 302
+
+
+# -- trash and history ----------------------------------------------------------------
+
+
+def test_a_deleted_table_waits_in_the_trash_and_comes_back_with_its_records(browser):
+    make_penguins(rows=2)
+    browser.post(url("table_delete", table="Penguin"))
+    html = page(browser.get(url("trash")))
+    assert "Penguins" in html
+    md = ModelDefinition.all_objects.get()
+    # Its names are free meanwhile: new tables take them.
+    assert browser.post(url("table_add"), {"title": "Penguins"}).status_code == 302
+    html = page(browser.post(url("restore_table", pk=md.pk), {"title": "Penguins"}))
+    assert "Penguins is taken now: choose another name." in html
+    ModelDefinition.objects.get().delete()
+    assert browser.post(url("table_add"), {"title": "Penguin"}).status_code == 302
+    html = page(browser.post(url("restore_table", pk=md.pk), {"title": "Penguins"}))
+    assert "Choose another name to restore it under." in html
+    response = browser.post(url("restore_table", pk=md.pk), {"title": "Old penguins"})
+    assert response.status_code == 302
+    md.refresh_from_db()
+    assert (md.object_name, table_title(md)) == ("OldPenguins", "Old penguins")
+    assert md.model_class().objects.count() == 2
+
+
+def test_a_deleted_field_comes_back_with_its_values_or_goes_for_good(browser):
+    md = make_penguins(rows=2)
+    browser.post(url("field_delete", table="Penguin", field="species"))
+    assert "species" not in columns("tables_penguin")
+    species = FieldDefinition.all_objects.get(model_def=md, name="species")
+    assert "Species" in page(browser.get(url("trash")))
+    assert (
+        browser.post(url("restore_field", pk=species.pk), {"title": "Species"}).status_code == 302
+    )
+    assert sorted(md.model_class().objects.values_list("species", flat=True)) == [
+        "Adelie 0",
+        "Adelie 1",
+    ]
+    browser.post(url("field_delete", table="Penguin", field="species"))
+    html = page(browser.get(url("purge", kind="field", pk=species.pk)))
+    assert "cannot be undone" in html
+    assert browser.post(url("purge", kind="field", pk=species.pk)).status_code == 302
+    assert not FieldDefinition.all_objects.filter(pk=species.pk).exists()
+    assert browser.get(url("restore_field", pk=species.pk)).status_code == 404
+
+
+def test_the_history_says_who_changed_what_and_undoes_the_last_change(browser):
+    make_penguins()
+    browser.post(
+        url("field_edit", table="Penguin", field="species"), field_data("Kind", max_length="60")
+    )
+    html = page(browser.get(url("table_history", table="Penguin")))
+    assert "builder" in html and "Kind" in html
+    md = ModelDefinition.objects.get()
+    event = md.history.order_by("-pk").first()
+    response = browser.post(url("table_undo", table="Penguin", event=event.pk))
+    assert response.status_code == 302
+    assert [f.name for f in md.field_definitions()] == ["species"]
+    # Undone already: said in words, nothing changes.
+    response = browser.post(url("table_undo", table="Penguin", event=event.pk), follow=True)
+    assert "This change was undone already." in page(response)
