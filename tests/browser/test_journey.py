@@ -174,6 +174,21 @@ def test_a_new_user_builds_and_fills_a_small_database(page: Page, screenshots, l
     orders = ModelDefinition.objects.get(object_name="CustomerOrders")
     assert orders.model_class().objects.get().reference == 12
 
+    # Delete a field: it waits in the trash, and comes back with its value.
+    page.get_by_role("link", name="Delete Status").click()
+    expect(page.locator("#delete-summary")).to_contain_text("with the 1 value stored in it")
+    page.get_by_role("button", name="Yes, delete the field").click()
+    expect(page.locator("#field-status")).to_have_count(0)
+    page.get_by_role("link", name="Your tables").first.click()
+    page.get_by_role("link", name="Trash").click()
+    page.get_by_role("link", name="Restore Status").click()
+    page.get_by_role("button", name="Restore").click()
+    expect(page.locator(".grp-messagelist")).to_contain_text("The field Status is back")
+    assert orders.model_class().objects.get().status == "Paid"
+    page.get_by_role("link", name="History").click()
+    expect(page.locator("#history")).to_contain_text("maria")
+    page.screenshot(path=screenshots / "history.png", full_page=True)
+
     # The home page: both tables, their fields and records.
     page.get_by_role("link", name="Your tables").first.click()
     expect(page.locator("#tables")).to_contain_text("Customer orders")
