@@ -88,6 +88,7 @@ def test_a_new_user_builds_and_fills_a_small_database(page: Page, screenshots, l
     add_field(page, "Whole number", "Quantity")
     add_field(page, "Date", "Order date")
     page.get_by_role("link", name="Add a field").click()
+    expect(page.get_by_role("heading", name="Add a field to Customer orders")).to_be_visible()
     page.screenshot(path=screenshots / "type-picker.png", full_page=True)
     page.locator(".b-pick[data-type=choice-list]").click()
     page.get_by_label("Label").fill("Status")
@@ -113,6 +114,7 @@ def test_a_new_user_builds_and_fills_a_small_database(page: Page, screenshots, l
     page.get_by_role("link", name="Edit Quantity").click()
     page.get_by_label("Label").fill("Number of items")
     page.get_by_role("button", name="Save").click()
+    expect(page.locator(".grp-messagelist")).to_contain_text("Number of items was saved")
     assert field_names(page) == ["reference", "number_of_items", "order_date", "status", "customer"]
 
     # Reorder: drag the date to the top, then move the status up with the keyboard.
@@ -198,6 +200,7 @@ def test_a_new_user_builds_and_fills_a_small_database(page: Page, screenshots, l
     # On a phone.
     page.set_viewport_size({"width": 390, "height": 844})
     page.get_by_role("link", name="Customer orders").click()
+    expect(page.get_by_role("heading", name="Customer orders")).to_be_visible()
     width = page.evaluate("() => document.documentElement.scrollWidth")
     assert width <= 390 + 1, f"the page scrolls sideways on a phone ({width}px)"
     page.screenshot(path=screenshots / "phone-field-editor.png", full_page=True)
