@@ -27,7 +27,7 @@ LINK_FIELDS = (models.ForeignKey, models.OneToOneField, models.ManyToManyField)
 
 _forms: dict[int, tuple[int, type[forms.ModelForm]]] = {}
 _admins: dict[int, tuple[int, type[TableAdmin]]] = {}
-_lock = threading.Lock()
+_lock = threading.RLock()
 
 
 class TableForm(forms.ModelForm):
