@@ -26,19 +26,19 @@ ALLOWED_HOSTS = [
 
 INSTALLED_APPS = [
     "grappelli",
-    "django.contrib.admin",
+    "builder.apps.MutantAdminConfig",  # django.contrib.admin, with every user table
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "builder",  # before import_export: its import/export commands know user tables
     "import_export",
     "crispy_forms",
     "crispy_bootstrap5",
     "django_htmx",
     "mutant",
     "mutant.tables",
-    "builder",
 ]
 
 MIDDLEWARE = [
