@@ -24,7 +24,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -79,19 +80,19 @@ class TableLock:
         self.using = using
         self.timeout = settings.MUTANT_LOCK_TIMEOUT if timeout is None else timeout
         self.versions: dict[int, int | None] = {}
-        self._held = False
+        self._registry: _Registry | None = None
 
     def __enter__(self) -> TableLock:
+        registry = _registry(self.using)
         if self.keys:
-            _registry(self.using).enter(self.keys, self.exclusive, self.timeout, self)
-        self._held = True
+            registry.enter(self.keys, self.exclusive, self.timeout, self)
+        self._registry = registry
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        if self._held:
-            self._held = False
-            if self.keys:
-                _registry(self.using).exit(self.keys, self.exclusive)
+        registry, self._registry = self._registry, None
+        if registry is not None and self.keys:
+            registry.exit(self.keys, self.exclusive)
         if exc is not None and not isinstance(exc, DefinitionBusy) and is_lock_conflict(exc):
             # A statement inside (DDL under lock_timeout) met someone else's lock.
             raise DefinitionBusy() from exc
@@ -107,11 +108,11 @@ class TableLock:
         more = sorted({int(pk) for pk in pks if pk} - set(self.keys))
         if not more:
             return
-        if self._held:
+        if self._registry is not None:
             extra = TableLock(
                 more, exclusive=self.exclusive, using=self.using, timeout=self.timeout
             )
-            _registry(self.using).enter(more, self.exclusive, self.timeout, extra)
+            self._registry.enter(more, self.exclusive, self.timeout, extra)
             self.versions.update(extra.versions)
         self.keys = sorted({*self.keys, *more})
 
@@ -311,6 +312,7 @@ class LockBackend:
 
     def __init__(self, connection: BaseDatabaseWrapper):
         self.connection = connection
+        self._versions_sql = _versions_sql(connection)
 
     def acquire(self, keys: list[int], *, exclusive: bool, timeout: float) -> None:
         raise NotImplementedError
@@ -335,20 +337,25 @@ class LockBackend:
         self.connection.ensure_connection()
         cursor = self.connection.connection.cursor()
         try:
-            cursor.execute(_versions_sql(self.connection, keys))
+            cursor.execute(self._versions_sql(keys))
             return dict(cursor.fetchall())
         finally:
             cursor.close()
 
 
-def _versions_sql(connection: BaseDatabaseWrapper, keys: list[int]) -> str:
+def _versions_sql(connection: BaseDatabaseWrapper) -> Callable[[list[int]], str]:
+    """The query reading definitions' versions, as a function of their pks.
+
+    The pks (ints) are written into the text, so that on PostgreSQL the query
+    can share one round trip with the lock statement.
+    """
     from mutant.models import ModelDefinition
 
     opts, qn = ModelDefinition._meta, connection.ops.quote_name
     pk = qn(opts.pk.column)
     version = qn(opts.get_field("version").column)
-    ids = ", ".join(str(int(key)) for key in keys)
-    return f"SELECT {pk}, {version} FROM {qn(opts.db_table)} WHERE {pk} IN ({ids})"  # noqa: S608
+    prefix = f"SELECT {pk}, {version} FROM {qn(opts.db_table)} WHERE {pk} IN ("  # noqa: S608
+    return lambda keys: prefix + ", ".join(str(int(key)) for key in keys) + ")"
 
 
 class PostgresLocks(LockBackend):
@@ -402,7 +409,7 @@ class PostgresLocks(LockBackend):
         if session or len(keys) == 1:
             sql = "SELECT " + self._call(self._function(exclusive, session, wait=False), keys)
             if read_versions:
-                sql += "; " + _versions_sql(connection, keys)
+                sql += "; " + self._versions_sql(keys)
             cursor = raw.cursor()
             try:
                 cursor.execute(sql)
@@ -528,18 +535,45 @@ class FileLocks(LockBackend):
     modifier) and a gate. A modifier holds the gate while it waits for the
     main lock, and a subscriber passes through the gate before taking the
     main lock, so subscribers arriving after a waiting modifier queue behind
-    it. Every acquisition opens its own file description, so threads of one
-    process conflict like processes do; the kernel drops the locks of a
+    it. flock locks belong to an open file description: each thread's backend
+    opens its own (and keeps the most recent ones open), so threads of one
+    process conflict like processes do, and the kernel drops the locks of a
     process that dies. Lock files are never deleted: a process holding an
     unlinked file would lock nothing that others can see.
     """
+
+    KEEP_OPEN = 64  # definitions whose files a thread keeps open between uses
 
     def __init__(self, connection: BaseDatabaseWrapper, directory: Path):
         super().__init__(connection)
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
-        # key -> (main lock fd, gate fd held by a modifier or None)
-        self.fds: dict[int, tuple[int, int | None]] = {}
+        self.pid = os.getpid()
+        # key -> (gate fd, main lock fd), least recently used first
+        self.files: OrderedDict[int, tuple[int, int]] = OrderedDict()
+        # key -> whether this thread also holds the gate (a modifier)
+        self.held: dict[int, bool] = {}
+
+    def _files(self, key: int) -> tuple[int, int]:
+        if self.pid != os.getpid():
+            # A forked child shares these descriptions with its parent, and
+            # locking through them would not exclude the parent: open anew.
+            for gate, main in self.files.values():
+                os.close(gate)
+                os.close(main)
+            self.files.clear()
+            self.held.clear()
+            self.pid = os.getpid()
+        files = self.files.get(key)
+        if files is not None:
+            self.files.move_to_end(key)
+            return files
+        files = self.files[key] = (self._open(key, "gate"), self._open(key, "lock"))
+        idle = [other for other in self.files if other not in self.held and other != key]
+        for other in idle[: max(0, len(self.files) - self.KEEP_OPEN)]:
+            for fd in self.files.pop(other):
+                os.close(fd)
+        return files
 
     def _open(self, key: int, suffix: str) -> int:
         path = os.path.join(self.directory, f"{key}.{suffix}")
@@ -550,21 +584,16 @@ class FileLocks(LockBackend):
         taken: list[int] = []
         try:
             for key in keys:
-                gate = self._open(key, "gate")
-                main = None
+                gate, main = self._files(key)
+                _flock(gate, fcntl.LOCK_EX, deadline)
                 try:
-                    _flock(gate, fcntl.LOCK_EX, deadline)
-                    main = self._open(key, "lock")
                     _flock(main, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH, deadline)
                 except BaseException:
-                    if main is not None:
-                        os.close(main)
-                    os.close(gate)
+                    fcntl.flock(gate, fcntl.LOCK_UN)
                     raise
                 if not exclusive:
-                    os.close(gate)
-                    gate = None
-                self.fds[key] = (main, gate)
+                    fcntl.flock(gate, fcntl.LOCK_UN)
+                self.held[key] = exclusive
                 taken.append(key)
         except BaseException:
             self.release(taken)
@@ -572,20 +601,19 @@ class FileLocks(LockBackend):
 
     def release(self, keys: list[int]) -> None:
         for key in keys:
-            main, gate = self.fds.pop(key)
-            os.close(main)
-            if gate is not None:
-                os.close(gate)
+            gate, main = self.files[key]
+            fcntl.flock(main, fcntl.LOCK_UN)
+            if self.held.pop(key):
+                fcntl.flock(gate, fcntl.LOCK_UN)
 
     def downgrade(self, keys: list[int]) -> None:
         for key in keys:
-            main, gate = self.fds[key]
+            gate, main = self.files[key]
             # Not atomic in the kernel, but nobody can reach the main lock
             # without the gate, which this thread holds until the lock is shared.
             fcntl.flock(main, fcntl.LOCK_SH)
-            if gate is not None:
-                os.close(gate)
-            self.fds[key] = (main, None)
+            fcntl.flock(gate, fcntl.LOCK_UN)
+            self.held[key] = False
 
 
 def _flock(fd: int, operation: int, deadline: float) -> None:
