@@ -139,6 +139,7 @@ class TableAdmin(ImportExportModelAdmin):
     import_template_name = "admin/tables/import.html"
     confirm_form_class = TableConfirmImportForm
     list_per_page = 50
+    ordering = ("-pk",)  # newest first, and a stable order for autocomplete pages
 
     # -- rights ------------------------------------------------------------------------
 

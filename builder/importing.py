@@ -145,6 +145,9 @@ class Column:
         self.definition = _with_fields_built_once(definition) if definition else None
         self.connection = connection
         self.holds_text = isinstance(model_field, (models.CharField, models.TextField))
+        # A link's value is a row of another table: checked for all rows at
+        # once (see TableImport.check), not with one query per cell.
+        self.links_to = model_field.remote_field.model if model_field.many_to_one else None
         self.keeps_floats = isinstance(model_field, models.FloatField)
         self.default = model_field.get_default() if model_field.has_default() else NOT_PROVIDED
         # JSON values are mutable: never share one between rows.
@@ -210,6 +213,10 @@ class Column:
         return self.field.to_python(cell)
 
     def clean(self, value: Any) -> Any:
+        if self.links_to is not None:
+            if value is None and not self.field.null:
+                raise ValidationError(self.field.error_messages["null"], code="null")
+            return value
         if self.definition is not None:
             return self.definition.clean_stored_value(value)
         return self.field.clean(value, None)
@@ -252,6 +259,7 @@ class TableImport:
         self._updates: list[list[Any]] = []
         self.checked = False
         self._updated_pks: set[Any] = set()
+        self._invalid: set[int] = set()
         definition = ModelDefinition.objects.using(using).get(pk=model._definition_id)
         self.definitions = {d.name: d for d in definition.field_definitions()}
         self.report.version = model._definition_version
@@ -265,7 +273,7 @@ class TableImport:
         fields = [f for f in opts.concrete_fields if not f.primary_key]
         for f in fields:
             definition = self.definitions.get(f.name)
-            names = [f.name, str(f.verbose_name)]
+            names = [f.name, f.attname, str(f.verbose_name)]
             if definition is not None:
                 names.append(definition.label)
             for name in names:
@@ -404,7 +412,9 @@ class TableImport:
         fill = self._fill_values()
         columns = self.columns
         unique = [c for c in columns if c.field.unique]
+        links = [c for c in columns if c.links_to is not None]
         seen: dict[Column, dict[Any, int]] = {c: {} for c in unique}
+        linked: dict[Column, dict[Any, list[int]]] = {c: {} for c in links}
         pk_column = self.pk_column
         explicit_pks: dict[Any, int] = {}
         pk_rows: list[tuple[int, Any, list[Any]]] = []
@@ -442,6 +452,8 @@ class TableImport:
                     continue
                 values.append(db_value)
                 python_values.append(value)
+                if column in linked and value is not None:
+                    linked[column].setdefault(value, []).append(number)
                 if column in seen and value is not None:
                     first = seen[column].setdefault(value, number)
                     if first != number:
@@ -458,7 +470,7 @@ class TableImport:
             if number % BATCH_ROWS == 0:
                 self.progress("checking", number, total)
             if bad:
-                report.invalid_rows += 1
+                self._invalid.add(number)
                 continue
             values += fill
             if len(report.preview) < PREVIEW_ROWS:
@@ -469,6 +481,8 @@ class TableImport:
                 pk_rows.append((number, pk, values))
         self._sort_explicit_pks(pk_rows)
         self._check_unique_against_table(unique, seen)
+        self._check_links(linked)
+        report.invalid_rows = len(self._invalid)
         self.progress("checking", total, total)
         return report
 
@@ -518,7 +532,7 @@ class TableImport:
                     .values_list(name, "pk")
                 )
                 for value, pk in clashes:
-                    self.report.invalid_rows += 1
+                    self._invalid.add(seen[column][value])
                     self.report.add(
                         Problem(
                             seen[column][value],
@@ -529,6 +543,31 @@ class TableImport:
                                 "which must be unique"
                             )
                             % {"pk": pk},
+                        )
+                    )
+
+    def _check_links(self, linked: dict[Column, dict[Any, list[int]]]) -> None:
+        """Every linked row must exist (one query per 500 values, not per cell)."""
+        for column, rows_by_value in linked.items():
+            values = list(rows_by_value)
+            target = column.links_to._base_manager.using(self.using)
+            found: set[Any] = set()
+            for start in range(0, len(values), 500):
+                found.update(
+                    target.filter(pk__in=values[start : start + 500]).values_list("pk", flat=True)
+                )
+            for value in values:
+                if value in found:
+                    continue
+                for number in rows_by_value[value]:
+                    self._invalid.add(number)
+                    self.report.add(
+                        Problem(
+                            number,
+                            column.header,
+                            value,
+                            _("%(table)s has no row %(pk)s")
+                            % {"table": column.links_to._meta.verbose_name, "pk": value},
                         )
                     )
 

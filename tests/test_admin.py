@@ -22,6 +22,7 @@ from mutant.models import (
     BooleanFieldDefinition,
     CharFieldDefinition,
     DateFieldDefinition,
+    ForeignKeyDefinition,
     IntegerFieldDefinition,
     ModelDefinition,
     TextFieldDefinition,
@@ -178,6 +179,36 @@ def test_the_change_list_filters_and_searches(superuser_client):
     assert page.context["cl"].result_count == 1
     page = superuser_client.get("/admin/tables/penguin/?q=gent")
     assert [r.species for r in page.context["cl"].result_list] == ["Gentoo"]
+
+
+def test_a_link_is_filtered_and_picked_by_searching_the_linked_table(superuser_client):
+    customer = ModelDefinition.objects.create(object_name="Customer")
+    CharFieldDefinition.objects.create(model_def=customer, name="name", max_length=20)
+    order = ModelDefinition.objects.create(object_name="Order")
+    ForeignKeyDefinition.objects.create(
+        model_def=order, name="customer", to_definition=customer, on_delete="CASCADE", null=True
+    )
+    ForeignKeyDefinition.objects.create(
+        model_def=order, name="clerk", to_model="auth.User", on_delete="SET_NULL", null=True
+    )
+    customers = customer.model_class()
+    customers.objects.create(name="Alice")
+    customers.objects.create(name="Bob")
+    orders = ModelDefinition.objects.get(pk=order.pk).model_class()
+    model_admin = admin.site.get_model_admin(orders)
+    assert model_admin.list_filter == ["customer", "clerk"]
+
+    page = superuser_client.get("/admin/tables/order/add/")
+    assert page.status_code == 200
+    assert 'class="admin-autocomplete"' in page.content.decode()
+    assert 'data-field-name="customer"' in page.content.decode()
+    found = superuser_client.get(
+        "/admin/autocomplete/",
+        {"app_label": "tables", "model_name": "order", "field_name": "customer", "term": "ali"},
+    )
+    assert [r["text"] for r in found.json()["results"]] == ["Alice"]
+    listed = superuser_client.get("/admin/tables/order/")
+    assert "customer__id__exact" in listed.content.decode()
 
 
 # -- rights ----------------------------------------------------------------------------------

@@ -29,9 +29,11 @@ from mutant.models import (
     DurationFieldDefinition,
     EmailFieldDefinition,
     FloatFieldDefinition,
+    ForeignKeyDefinition,
     GenericIPAddressFieldDefinition,
     IntegerFieldDefinition,
     JSONFieldDefinition,
+    ManyToManyFieldDefinition,
     ModelDefinition,
     PositiveIntegerFieldDefinition,
     SlugFieldDefinition,
@@ -240,6 +242,37 @@ def test_a_schema_change_waits_for_an_import_to_finish():
         ("Adelie", None),
         ("Gentoo", None),
     ]
+
+
+def test_links_are_imported_by_the_linked_rows_id_and_must_exist():
+    customer = ModelDefinition.objects.create(object_name="Customer")
+    CharFieldDefinition.objects.create(model_def=customer, name="name", max_length=20)
+    order = ModelDefinition.objects.create(object_name="Order")
+    with order.batch():
+        CharFieldDefinition.objects.create(model_def=order, name="item", max_length=20)
+        ForeignKeyDefinition.objects.create(
+            model_def=order, name="customer", to_definition=customer, on_delete="PROTECT"
+        )
+        ManyToManyFieldDefinition.objects.create(
+            model_def=order, name="friends", to_definition=customer
+        )
+    alice = customer.model_class().objects.create(name="Alice")
+    orders = ModelDefinition.objects.get(pk=order.pk).model_class()
+
+    refused = import_text(orders, f"item,customer\ntea,{alice.pk}\ncake,99\nbread,99\npie,\n")
+    assert problems(refused) == [(4, "customer", ""), (2, "customer", 99), (3, "customer", 99)]
+    assert "no row 99" in refused.report.problems[1].reason
+    assert orders.objects.count() == 0
+
+    imported = import_text(orders, f"item,customer\ntea,{alice.pk}\n")
+    assert imported.report.written
+    assert orders.objects.get().customer == alice
+    exported = resource_for(orders)().export()
+    assert exported.headers == ["id", "item", "customer"]
+    assert list(exported[0])[1:] == ["tea", str(alice.pk)]
+
+    many = import_text(orders, "item,friends\ntea,1\n")
+    assert "links to several rows" in str(many.base_errors[0].error)
 
 
 # -- reading files ------------------------------------------------------------------------
