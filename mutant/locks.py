@@ -132,7 +132,11 @@ def modify(
 
 
 def definition_keys(definition: ModelDefinition) -> list[int]:
-    """The definitions to lock together with `definition`: today the table itself."""
+    """The definitions a subscriber to `definition` locks: the table itself.
+
+    Its linked tables need no lock of their own: a change to any table of a
+    linked group locks the whole group (SchemaChange.lock_keys).
+    """
     return [definition.pk] if definition.pk else []
 
 
@@ -243,6 +247,9 @@ class _Registry:
             logger.warning("Lost the subscription to definitions %s after a failed change", keys)
             for key in keys:
                 self.holds[key].lost = True
+        for key in keys:
+            # Unheld for a moment: someone else may have changed the table.
+            self.holds[key].version = None
 
     def exit(self, keys: list[int], exclusive: bool) -> None:
         release, downgrade = [], []
@@ -454,13 +461,14 @@ class PostgresLocks(LockBackend):
                 )
                 taken.append(key)
         except Exception as error:
-            if taken:
-                self._unlock(cursor, taken, exclusive)
+            cursor.close()
+            for key in taken:
+                self.modes[key] = (exclusive, self.connection.connection)
+            self.release(taken)
             if is_lock_conflict(error):
                 raise DefinitionBusy() from error
             raise
-        finally:
-            cursor.close()
+        cursor.close()
 
     def _wait_in_transaction(self, keys: list[int], exclusive: bool, timeout: float) -> None:
         function = self._function(exclusive, session=False, wait=True)

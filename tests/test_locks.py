@@ -395,6 +395,39 @@ result = rounds
     assert all(runner.answer() > 0 for runner in runners)
 
 
+def test_a_lock_on_several_tables_that_times_out_leaves_none_of_them_held(workers):
+    first, second = make_table("Penguin"), make_table("Puffin")
+    holder = workers(second)
+    holder.run("held = md.modify(); held.__enter__()")
+    with pytest.raises(DefinitionBusy):
+        with locks.modify([first.pk, second.pk], timeout=0.3):
+            pass
+    assert locks.held(first.pk) is None
+    other = workers(first)
+    assert other.run("with md.modify(timeout=0.3): result = 'changed'") == "changed"
+
+
+@pytest.mark.parametrize("where", ["thread", "process"])
+def test_two_subscribers_that_both_change_their_table_both_finish(workers, where):
+    """Each trades its shared lock for the exclusive one; keeping it would deadlock."""
+    md = make_table()
+    runners = [workers(md, where=where, MUTANT_LOCK_TIMEOUT="20") for _ in range(2)]
+    start = time.time() + 0.5
+    for number, runner in enumerate(runners):
+        runner.send(
+            f"import time\n"
+            f"with md.subscribe():\n"
+            f"    while time.time() < {start}: time.sleep(0.001)\n"
+            f"    CharFieldDefinition.objects.create(model_def=md, name='f{number}',"
+            f" max_length=5, null=True)\n"
+            f"    with md.subscribe() as Model:\n"
+            f"        result = [f.name for f in Model._meta.fields]"
+        )
+    fields = [runner.answer() for runner in runners]
+    assert "f0" in fields[0] and "f1" in fields[1]
+    assert {"f0", "f1"} <= set(columns(md.db_table))
+
+
 # -- the stress test ---------------------------------------------------------------------
 
 
