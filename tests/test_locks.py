@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
-from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
 from django.http import HttpResponse, StreamingHttpResponse
 from django.urls import include, path
 
@@ -584,22 +584,33 @@ def test_a_streaming_response_holds_the_subscription_until_it_is_closed(client):
     assert locks.held(md.pk) is None
 
 
-def test_locks_are_taken_outside_the_callers_transaction_on_postgresql_too():
-    """Inside a transaction, PostgreSQL locks last until it ends: a failed
-    statement cannot keep a subscription from being released."""
-    if connection.vendor != "postgresql":
-        pytest.skip("SQLite changes cannot run inside a transaction")
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+def test_a_subscription_inside_a_transaction_lasts_until_the_transaction_ends():
+    """A session lock could not be released from a failed transaction: inside
+    one, PostgreSQL's lock is the transaction's, whatever happens in it."""
     md = make_table()
-    with transaction.atomic():
-        with md.subscribe() as Penguin:
-            Penguin.objects.create(species="Adelie")
-        assert locks.held(md.pk) is None
     other = connections.create_connection(DEFAULT_DB_ALIAS)
-    try:
+
+    def a_modifier_could_lock() -> bool:
         with other.cursor() as cursor:
             cursor.execute(
                 "SELECT pg_try_advisory_lock(%s, %s)", [locks.PostgresLocks.NAMESPACE, md.pk]
             )
-            assert cursor.fetchone()[0]
+            granted = cursor.fetchone()[0]
+            if granted:
+                cursor.execute(
+                    "SELECT pg_advisory_unlock(%s, %s)", [locks.PostgresLocks.NAMESPACE, md.pk]
+                )
+            return granted
+
+    try:
+        with pytest.raises(DatabaseError), transaction.atomic():
+            with md.subscribe() as Penguin:
+                Penguin.objects.create(species="Adelie")
+            assert locks.held(md.pk) is None
+            assert not a_modifier_could_lock()
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1 / 0")  # the transaction fails
+        assert a_modifier_could_lock()
     finally:
         other.close()
