@@ -8,6 +8,7 @@ from them here, and the engine's own validation has the last word.
 from __future__ import annotations
 
 import keyword
+import logging
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -21,6 +22,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from builder import formats, importing, inference
 from mutant import catalogue
 from mutant.models import FieldDefinition, ModelDefinition
 from mutant.models.definitions import (
@@ -29,6 +31,8 @@ from mutant.models.definitions import (
     RESERVED_FIELD_NAMES,
     validate_identifier,
 )
+
+logger = logging.getLogger(__name__)
 
 # -- names from labels ------------------------------------------------------------
 
@@ -476,8 +480,11 @@ class ChangeTypeForm(forms.Form):
 class SpreadsheetForm(forms.Form):
     file = forms.FileField(
         label=_("Spreadsheet"),
-        help_text=_("A CSV or Excel (.xlsx) file whose first row names the columns."),
-        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.xlsx,.tsv,.txt"}),
+        help_text=_(
+            "A CSV, Excel (.xlsx), TSV or JSON file; in a spreadsheet, the first row names "
+            "the columns."
+        ),
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.xlsx,.tsv,.txt,.json"}),
     )
     title = forms.CharField(
         label=_("Table name"),
@@ -507,40 +514,32 @@ class ImportRefused(Exception):
 
 
 def read_spreadsheet(content: bytes, filename: str) -> tablib.Dataset:
-    """The file's rows, with its first row as headers."""
-    suffix = PurePath(filename).suffix.lower()
+    """The file's rows, with its first row as headers (the import's own reader)."""
     try:
-        if suffix == ".xlsx":
-            dataset = tablib.Dataset().load(content, format="xlsx")
-        else:
-            try:
-                text = content.decode("utf-8-sig")
-            except UnicodeDecodeError:
-                raise UnreadableFile(
-                    _("The file is not UTF-8 text. Save it as “CSV UTF-8” and upload it again.")
-                ) from None
-            dataset = tablib.Dataset().load(text, format="csv")
-    except UnreadableFile:
-        raise
-    except Exception as error:  # each reader fails its own way; the person gets one sentence
+        dataset = formats.format_for(None, filename)().create_dataset(content)
+    except formats.FileProblem as problem:
+        raise UnreadableFile(str(problem)) from None
+    except Exception as error:  # a reader failing its own way: one sentence for the person
+        logger.warning("Could not read %s", filename, exc_info=True)
         raise UnreadableFile(
-            _("This file cannot be read as a CSV or Excel (.xlsx) spreadsheet.")
+            _("This file cannot be read as a CSV, Excel (.xlsx), TSV or JSON file.")
         ) from error
-    if not dataset.headers or not any(str(h or "").strip() for h in dataset.headers):
-        raise UnreadableFile(_("The file has no header row naming its columns."))
     return dataset
 
 
 @dataclass
 class ProposedColumn:
-    """A column of the file and the field proposed for it."""
+    """A column of the file (by position) and the field proposed for it."""
 
+    index: int
     header: str
     field_type: type[FieldDefinition]
     options: dict
+    examples: list[str]
 
     def initial(self) -> dict:
         return {
+            "column": self.index,
             "header": self.header,
             "include": True,
             "label": self.header,
@@ -549,54 +548,56 @@ class ProposedColumn:
 
 
 def propose_columns(dataset: tablib.Dataset) -> list[ProposedColumn]:
-    """A field per column, with the type its values suggest."""
-    from mutant.models import CharFieldDefinition, TextFieldDefinition
-
+    """A field per column, with the narrowest type its values parse as."""
+    headers = ["" if h is None else str(h).strip() for h in dataset.headers or []]
     proposal = []
-    for index, header in enumerate(dataset.headers):
-        header = str(header or "").strip() or str(_("Column %(n)d") % {"n": index + 1})
-        longest = max((len(str(v)) for v in dataset.get_col(index) if v is not None), default=0)
-        if longest > 255:
-            proposal.append(ProposedColumn(header, TextFieldDefinition, {}))
-        else:
-            proposal.append(ProposedColumn(header, CharFieldDefinition, {"max_length": 255}))
+    for proposed in inference.infer_fields(dataset):
+        # The inference keeps the columns' order and labels them by their header.
+        index = headers.index(proposed.label) if proposed.label in headers else None
+        if index is None:
+            index = next(
+                i for i, h in enumerate(headers) if not h and i not in [p.index for p in proposal]
+            )
+        proposal.append(
+            ProposedColumn(
+                index,
+                proposed.label,
+                proposed.definition,
+                proposed.options,
+                proposed.examples,
+            )
+        )
     return proposal
 
 
-def fill_table(definition: ModelDefinition, dataset: tablib.Dataset, names: dict) -> None:
-    """Store every row, or none: each cell is converted by its field's type."""
-    fields = {f.name: f for f in definition.field_definitions()}
-    model = definition.model_class()
-    headers = [str(h or "").strip() for h in dataset.headers]
-    rows, errors = [], []
-    for number, row in enumerate(dataset, start=2):
-        values = {}
-        for header, cell in zip(headers, row, strict=False):
-            name = names.get(header)
-            if name is None:
-                continue
-            field = fields[name]
-            try:
-                values[name] = field.clean_stored_value(
-                    field.parse_value("" if cell is None else str(cell))
-                )
-            except (ValidationError, TypeError, ValueError, ArithmeticError) as error:
-                reason = " ".join(getattr(error, "messages", [str(error)]))
-                errors.append(
-                    _("Row %(row)d, %(column)s: %(value)s (%(reason)s)")
-                    % {"row": number, "column": header, "value": cell, "reason": reason}
-                )
-        rows.append(model(**values))
-    if errors:
+def fill_table(definition: ModelDefinition, dataset: tablib.Dataset, columns: dict) -> None:
+    """Import every row, or none: `columns` maps a column's position to its field's name."""
+    kept = sorted(columns)
+    rows = importing.rows_of(dataset)
+    renamed = tablib.Dataset(headers=[columns[i] for i in kept])
+    renamed._data = [
+        tablib.core.Row([row[i] if i < len(row) else None for i in kept]) for row in rows
+    ]
+    # Held like any other use of the table: no schema change midway.
+    with definition.subscribe() as model:
+        report = importing.TableImport(model, renamed).write()
+    if not report.ok:
+        problems = report.file_problems + report.problems
+        lines = [problem.describe() for problem in problems[:20]]
+        if report.problem_count > len(lines):
+            lines.append(
+                _("... and %(count)d more.") % {"count": report.problem_count - len(lines)}
+            )
         raise ImportRefused(
-            _("%(count)d values cannot be stored; nothing was imported.") % {"count": len(errors)},
-            errors[:20],
+            _("%(count)d values cannot be stored; nothing was imported.")
+            % {"count": report.problem_count or len(report.file_problems)},
+            lines,
         )
-    model._base_manager.bulk_create(rows, batch_size=500)
 
 
 class ColumnForm(forms.Form):
-    header = forms.CharField(widget=forms.HiddenInput)
+    column = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
+    header = forms.CharField(widget=forms.HiddenInput, required=False)
     include = forms.BooleanField(label=_("Keep"), required=False)
     label = forms.CharField(label=_("Field label"), max_length=255, required=False)
     field_type = forms.ChoiceField(

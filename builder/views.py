@@ -55,6 +55,7 @@ from builder.forms import (
     type_offers,
 )
 from builder.generated import model_form_for
+from builder.importing import rows_of
 from mutant import history
 from mutant.errors import DataLossError, DefinitionBusy, MutantError
 from mutant.models import FieldDefinition, ModelDefinition
@@ -766,12 +767,34 @@ def _render_proposal(request, upload, dataset, table_form, columns, errors=()):
             "upload": upload,
             "table_form": table_form,
             "columns": columns,
-            "preview": dataset.dict[:5] if dataset.headers else [],
+            "preview": [list(row) for row in rows_of(dataset)[:5]],
             "headers": dataset.headers,
+            "column_rows": _column_rows(columns, propose_columns(dataset)),
             "row_count": dataset.height,
             "import_errors": errors,
         },
     )
+
+
+def _column_rows(columns, proposal) -> list[dict]:
+    """Each column's form beside what was proposed for it (examples, choices)."""
+    by_index = {column.index: column for column in proposal}
+    rows = []
+    for form in columns.forms:
+        try:
+            index = int(form["column"].value())
+        except (TypeError, ValueError):
+            index = None
+        proposed = by_index.get(index)
+        choices = proposed.options.get("choices", []) if proposed else []
+        rows.append(
+            {
+                "form": form,
+                "examples": proposed.examples if proposed else [],
+                "choices": [label for _value, label in choices],
+            }
+        )
+    return rows
 
 
 def _import_confirm(request: HttpRequest, uploads, upload) -> HttpResponse:
@@ -785,34 +808,34 @@ def _import_confirm(request: HttpRequest, uploads, upload) -> HttpResponse:
         table_form.add_error(None, _("Keep at least one column."))
         return _render_proposal(request, upload, dataset, table_form, columns)
     definition = table_form.apply_to(ModelDefinition())
-    proposal = {column.header: column for column in propose_columns(dataset)}
-    fields: list[tuple[str, FieldDefinition]] = []
+    proposal = {column.index: column for column in propose_columns(dataset)}
+    fields: list[tuple[int, FieldDefinition]] = []
     taken: list[str] = []
     for position, column in enumerate(chosen, start=1):
         offer = type_offer(column["field_type"])
-        proposed = proposal.get(column["header"])
-        options = proposed.options if proposed and proposed.field_type is offer.field_type else {}
+        proposed = proposal.get(column["column"])
+        if proposed is not None and proposed.field_type is offer.field_type:
+            options = proposed.options
+        else:
+            options = {"null": not offer.holds_text, "blank": True}
         name = field_name_from_label(column["label"], taken)
         taken.append(name)
         field = offer.field_type(
-            name=name,
-            verbose_name=column["label"],
-            position=position,
-            **{"null": not offer.holds_text, "blank": True, **options},
+            name=name, verbose_name=column["label"].strip(), position=position, **options
         )
-        fields.append((column["header"], field))
+        fields.append((column["column"], field))
 
     def create() -> None:
         with definition.batch():
             definition.save()
-            for _header, field in fields:
+            for _index, field in fields:
                 field.model_def = definition
                 field.save()
 
     if not run_change(create, table_form):
         return _render_proposal(request, upload, dataset, table_form, columns)
     try:
-        fill_table(definition, dataset, {header: f.name for header, f in fields})
+        fill_table(definition, dataset, {index: f.name for index, f in fields})
     except ImportRefused as refused:
         # All or nothing: a table that could not be filled is not kept either.
         run_change(definition.delete, table_form)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import threading
 
 import openpyxl
@@ -556,6 +557,7 @@ def confirm_data(html_columns: list[tuple[str, str, str]], token: str, title: st
     for index, (header, label, key) in enumerate(html_columns):
         data.update(
             {
+                f"columns-{index}-column": str(index),
                 f"columns-{index}-header": header,
                 f"columns-{index}-include": "on",
                 f"columns-{index}-label": label,
@@ -570,6 +572,9 @@ def test_a_table_from_a_csv_file(browser):
     html = page(response)
     assert "Check the proposed fields" in html
     assert 'value="Team members"' in html
+    # The types the values suggest are proposed.
+    types = re.findall(r'<option value="(\w+)" selected>', html)
+    assert types == ["charfielddefinition", "integerfielddefinition", "datefielddefinition"]
     token = response.context["upload"].token
     data = confirm_data(
         [
@@ -633,10 +638,12 @@ def test_rows_that_do_not_fit_leave_no_table_behind(browser):
 @pytest.mark.parametrize(
     ("content", "name", "message"),
     [
-        (b"\x00\x01garbage\xff", "broken.xlsx", "cannot be read as a CSV or Excel"),
-        ("Name\nJosé\n".encode("latin-1"), "latin.csv", "not UTF-8 text"),
+        (b"\x00\x01garbage\xff", "broken.xlsx", "This is not an Excel (xlsx) file."),
+        (b"\x00\x01garbage\xff", "broken.csv", "does not look like a text file"),
+        (b"%PDF-1.4", "report.pdf", "Unknown format"),
         (b"", "empty.csv", "The submitted file is empty."),
-        (b",,\n1,2,3\n", "headless.csv", "no header row"),
+        (b",,\n\n", "blank.csv", "The file is empty."),
+        (b"a,b\n1,2,3\n", "ragged.csv", "more cells"),
     ],
 )
 def test_an_unreadable_file_is_explained(browser, content, name, message):
@@ -820,3 +827,39 @@ def test_the_history_says_who_changed_what_and_undoes_the_last_change(browser):
     # Undone already: said in words, nothing changes.
     response = browser.post(url("table_undo", table="Penguin", event=event.pk), follow=True)
     assert "This change was undone already." in page(response)
+
+
+def test_a_latin_1_file_with_semicolons_is_read(browser):
+    content = "Name;Town\nJosé;Málaga\nAnaïs;Paris\n".encode("latin-1")
+    response = upload(browser, content, "people.csv")
+    token = response.context["upload"].token
+    data = confirm_data(
+        [("Name", "Name", "charfielddefinition"), ("Town", "Town", "charfielddefinition")],
+        token,
+        "People",
+    )
+    assert browser.post(url("table_import"), data).status_code == 302
+    model = ModelDefinition.objects.get().model_class()
+    assert sorted(model.objects.values_list("name", "town")) == [
+        ("Anaïs", "Paris"),
+        ("José", "Málaga"),
+    ]
+
+
+def test_columns_left_out_are_not_imported(browser):
+    response = upload(browser, CSV.encode(), "people.csv")
+    token = response.context["upload"].token
+    data = confirm_data(
+        [
+            ("Name", "Full name", "charfielddefinition"),
+            ("Age", "Age", "integerfielddefinition"),
+            ("Joined", "Joined", "datefielddefinition"),
+        ],
+        token,
+        "People",
+    )
+    del data["columns-1-include"]
+    assert browser.post(url("table_import"), data).status_code == 302
+    md = ModelDefinition.objects.get()
+    assert [f.name for f in md.field_definitions()] == ["full_name", "joined"]
+    assert sorted(md.model_class().objects.values_list("full_name", flat=True)) == ["Ada", "Grace"]
