@@ -24,7 +24,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import DatabaseError, IntegrityError, models
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
@@ -194,9 +194,8 @@ def run_change(
 @builder_required
 def home(request: HttpRequest) -> HttpResponse:
     """The tables a person has built, with their size and when they last changed."""
-    definitions = ModelDefinition.objects.annotate(field_count=Count("field_defs")).order_by(
-        "verbose_name_plural", "verbose_name", "object_name"
-    )
+    in_use = Q(field_defs__trashed_at__isnull=True)
+    definitions = ModelDefinition.objects.annotate(field_count=Count("field_defs", filter=in_use))
     tables = [
         {
             "definition": d,
