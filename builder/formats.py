@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import codecs
 import csv
+import gc
 import io
 import json
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import tablib
@@ -22,6 +25,20 @@ from import_export.formats import base_formats
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 DELIMITERS = (",", ";", "\t", "|")
 SNIFF_LINES = 50
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Hold the cyclic garbage collector while a file's rows are made or
+    checked: its passes over 100,000s of new lists would take most of the time,
+    and rows make no reference cycles."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class FileProblem(ValueError):
@@ -116,21 +133,28 @@ def sniff_delimiter(text: str) -> str:
 def read_delimited(text: str, delimiter: str | None = None) -> tablib.Dataset:
     """A dataset from delimited text; the first row holds the column names."""
     delimiter = delimiter or sniff_delimiter(text)
-    try:
-        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
-    except csv.Error as error:
-        raise FileProblem(_("The file is not valid CSV: %(error)s.") % {"error": error}) from None
-    return dataset_from_rows(rows)
+    with gc_paused():
+        try:
+            rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+        except csv.Error as error:
+            raise FileProblem(
+                _("The file is not valid CSV: %(error)s.") % {"error": error}
+            ) from None
+        return dataset_from_rows(rows, text_only=True)
 
 
-def dataset_from_rows(rows: list[list[Any]]) -> tablib.Dataset:
+def dataset_from_rows(rows: list[list[Any]], *, text_only: bool = False) -> tablib.Dataset:
     """A dataset from a header row and data rows; blank rows are left out.
 
     Rows shorter than the header are padded with empty cells; a row with a
     value beyond the last column is refused, since it was probably split
     with the wrong delimiter.
     """
-    rows = [row for row in rows if any(not _empty(cell) for cell in row)]
+    if text_only:
+        # Every cell is a string: a blank row joins to blank text.
+        rows = [row for row in rows if row and "".join(row).strip()]
+    else:
+        rows = [row for row in rows if any(not _empty(cell) for cell in row)]
     if not rows:
         raise FileProblem(_("The file is empty."))
     headers = ["" if cell is None else str(cell).strip() for cell in rows[0]]
@@ -142,25 +166,38 @@ def dataset_from_rows(rows: list[list[Any]]) -> tablib.Dataset:
     ):
         width -= 1
     headers = headers[:width]
-    data = []
-    for number, row in enumerate(rows[1:], 1):
-        if len(row) > width:
-            if any(not _empty(cell) for cell in row[width:]):
-                raise FileProblem(
-                    _(
-                        "Row %(row)d has more cells (%(cells)d) than the first row has "
-                        "column names (%(width)d)."
-                    )
-                    % {"row": number, "cells": len(row), "width": width}
-                )
-            row = row[:width]
-        elif len(row) < width:
-            row = list(row) + [None] * (width - len(row))
-        data.append(tuple(row))
+    data = rows[1:]
+    if any(len(row) != width for row in data):
+        data = [_fit(row, width, number) for number, row in enumerate(data, 1)]
     dataset = tablib.Dataset(headers=headers)
     # Appending row by row re-checks the width each time: set the rows at once.
-    dataset._data = [tablib.core.Row(row) for row in data]
+    dataset._data = [_Row(row) for row in data]
     return dataset
+
+
+class _Row(tablib.core.Row):
+    """A dataset row that keeps the list it is given (tablib's copies it)."""
+
+    __slots__ = ()
+
+    def __init__(self, row: list[Any]):
+        self._row = row
+        self.tags = []
+
+
+def _fit(row: list[Any], width: int, number: int) -> list[Any]:
+    """The row padded to `width`, or cut to it if the cells beyond are empty."""
+    if len(row) > width:
+        if any(not _empty(cell) for cell in row[width:]):
+            raise FileProblem(
+                _(
+                    "Row %(row)d has more cells (%(cells)d) than the first row has "
+                    "column names (%(width)d)."
+                )
+                % {"row": number, "cells": len(row), "width": width}
+            )
+        return list(row[:width])
+    return list(row) + [None] * (width - len(row))
 
 
 def _empty(cell: Any) -> bool:
@@ -235,10 +272,12 @@ class XLSX(base_formats.XLSX):
                 _("This is not an Excel (xlsx) file. Choose the format that matches the file.")
             ) from None
         try:
-            rows = [list(row) for row in book.active.iter_rows(values_only=True)]
+            with gc_paused():
+                rows = [list(row) for row in book.active.iter_rows(values_only=True)]
         finally:
             book.close()
-        return dataset_from_rows(rows)
+        with gc_paused():
+            return dataset_from_rows(rows)
 
 
 FORMATS = [CSV, XLSX, JSON, TSV]

@@ -13,16 +13,25 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
+from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.color import no_style
+from django.core.validators import (
+    DecimalValidator,
+    MaxLengthValidator,
+    MaxValueValidator,
+    MinValueValidator,
+)
 from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.db.models.fields import NOT_PROVIDED
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from builder.formats import restore_formula
+from builder.formats import gc_paused, restore_formula
 from mutant.models import FieldDefinition, ModelDefinition
 
 logger = logging.getLogger(__name__)
@@ -104,14 +113,6 @@ class Report:
         return "\n".join(lines)
 
 
-class FileError(Exception):
-    """The file as a whole cannot be imported (see `problems`)."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        super().__init__("\n".join(p.describe() for p in problems))
-
-
 # -- one column -------------------------------------------------------------------
 
 
@@ -126,6 +127,17 @@ def _with_fields_built_once(definition: FieldDefinition) -> FieldDefinition:
     definition.plain_field = lambda: plain
     definition.construct_field = lambda: full
     return definition
+
+
+class Invalid(tuple):
+    """A cell that cannot be stored: (None, None), with the reason why."""
+
+    reason: str
+
+    def __new__(cls, reason: str) -> Invalid:
+        invalid = super().__new__(cls, (None, None))
+        invalid.reason = reason
+        return invalid
 
 
 class Column:
@@ -150,25 +162,46 @@ class Column:
         self.links_to = model_field.remote_field.model if model_field.many_to_one else None
         self.keeps_floats = isinstance(model_field, models.FloatField)
         self.default = model_field.get_default() if model_field.has_default() else NOT_PROVIDED
-        # JSON values are mutable: never share one between rows.
-        self.memo: dict[str, tuple[Any, Any]] | None = (
-            None if isinstance(model_field, models.JSONField) else {}
-        )
+        self.convert = self._converter()
 
-    def convert(self, cell: Any) -> tuple[Any, Any]:
-        """(Python value, database value) of one cell; ValidationError if invalid."""
-        memo = self.memo
-        if memo is not None and type(cell) is str:
-            hit = memo.get(cell)
-            if hit is not None:
-                return hit
-            converted = self._convert(cell)
-            if len(memo) < MEMO_SIZE:
-                memo[cell] = converted
+    def _converter(self) -> Callable[[Any], tuple[Any, Any]]:
+        """convert(cell): (Python value, database value), or an Invalid.
+
+        Built once per column, because it runs once per cell. The plain
+        cells of the common types take a shortcut that gives what the
+        definition gives (see `fast_converter`); a column's repeated texts
+        (dates, choices, yes/no) are converted once; anything else goes
+        through the definition itself.
+        """
+        checked = self.convert_checked
+        fast = fast_converter(self.field, self.definition, checked)
+        if fast is not None:
+            return fast
+        if isinstance(self.field, models.JSONField):
+            return checked  # JSON values are mutable: never share one between rows
+        memo: dict[str, tuple[Any, Any]] = {}
+        remember = memo.get
+
+        def convert(cell: Any) -> tuple[Any, Any]:
+            if type(cell) is not str:
+                return checked(cell)
+            converted = remember(cell)
+            if converted is None:
+                converted = checked(cell)
+                if len(memo) < MEMO_SIZE:
+                    memo[cell] = converted
             return converted
-        return self._convert(cell)
 
-    def _convert(self, cell: Any) -> tuple[Any, Any]:
+        return convert
+
+    def convert_checked(self, cell: Any) -> tuple[Any, Any]:
+        """The definition's conversion of one cell, or an Invalid saying why not."""
+        try:
+            return self.convert_or_raise(cell)
+        except ValidationError as error:
+            return Invalid(" ".join(error.messages))
+
+    def convert_or_raise(self, cell: Any) -> tuple[Any, Any]:
         field = self.field
         if isinstance(cell, str):
             if self.holds_text:
@@ -222,6 +255,132 @@ class Column:
         return self.field.clean(value, None)
 
 
+def _plain_definition(definition: FieldDefinition | None) -> bool:
+    """Whether the definition converts values the way the base type does."""
+    base = FieldDefinition
+    return definition is not None and (
+        type(definition).parse_value is base.parse_value
+        and type(definition).clean_stored_value is base.clean_stored_value
+    )
+
+
+Converter = Callable[[Any], tuple[Any, Any]]
+
+
+def fast_converter(
+    field: models.Field, definition: FieldDefinition | None, otherwise: Converter
+) -> Converter | None:
+    """A shortcut for the plain cells of a common field type, or None.
+
+    It converts only the cells whose result is certain: the value that
+    `parse_value` then `clean_stored_value` give, whose database value is
+    the value itself on every backend. Any other cell (empty, a null marker,
+    a value a validator may refuse...) goes to `otherwise`, the definition's
+    own conversion, which also says what is wrong with it.
+    """
+    if not _plain_definition(definition) or field.choices or field.remote_field:
+        return None
+    validators = field.validators
+    kind = type(field)
+    if kind in (models.CharField, models.TextField):
+        if not all(isinstance(v, MaxLengthValidator) for v in validators):
+            return None
+        limit = min((v.limit_value for v in validators), default=None)
+        nullable = field.null
+
+        def text(cell: Any) -> tuple[Any, Any]:
+            if (
+                type(cell) is not str
+                or not cell
+                or cell[0] == "'"
+                or cell.isspace()
+                or (limit is not None and len(cell) > limit)
+                or (nullable and len(cell) < 8 and cell.strip().casefold() in NULL_MARKERS)
+            ):
+                return otherwise(cell)
+            return cell, cell
+
+        return text
+    if kind in INTEGER_FIELDS:
+        low, high = _bounds(validators)
+        if low is None:
+            return None
+
+        def whole(cell: Any) -> tuple[Any, Any]:
+            if type(cell) is str:
+                try:
+                    value = int(cell)  # as IntegerField.to_python: spaces and _ allowed
+                except ValueError:
+                    return otherwise(cell)
+            elif type(cell) is int:
+                value = cell
+            else:
+                return otherwise(cell)
+            if low <= value <= high:
+                return value, value
+            return otherwise(cell)
+
+        return whole
+    if kind is models.DecimalField:
+        if not all(isinstance(v, DecimalValidator) for v in validators):
+            return None
+
+        def decimal_number(cell: Any) -> tuple[Any, Any]:
+            if type(cell) is not str:
+                return otherwise(cell)
+            try:
+                value = Decimal(cell)
+                if not value.is_finite():
+                    return otherwise(cell)
+                for validator in validators:
+                    validator(value)
+            except (ArithmeticError, ValueError, ValidationError):
+                return otherwise(cell)
+            return value, value
+
+        return decimal_number
+    if kind is models.FloatField and not validators:
+
+        def float_number(cell: Any) -> tuple[Any, Any]:
+            if type(cell) is str:
+                try:
+                    value = float(cell)
+                except ValueError:
+                    return otherwise(cell)
+                return value, value
+            if type(cell) is float:
+                return cell, cell
+            return otherwise(cell)
+
+        return float_number
+    return None
+
+
+INTEGER_FIELDS = (
+    models.IntegerField,
+    models.BigIntegerField,
+    models.SmallIntegerField,
+    models.PositiveIntegerField,
+    models.PositiveBigIntegerField,
+    models.PositiveSmallIntegerField,
+)
+
+
+def _bounds(validators: list[Any]) -> tuple[int | None, int | None]:
+    """The range that min/max validators allow, or (None, None) if others run too."""
+    low, high = -(2**63), 2**63 - 1
+    for validator in validators:
+        limit = validator.limit_value
+        limit = limit() if callable(limit) else limit
+        if type(validator) is MinValueValidator:
+            low = max(low, limit)
+        elif type(validator) is MaxValueValidator:
+            high = min(high, limit)
+        else:
+            return None, None
+    return low, high
+
+
 # -- the file -----------------------------------------------------------------------
 
 
@@ -254,9 +413,9 @@ class TableImport:
         self.pk_column: Column | None = None
         self.columns: list[Column] = []
         self.filled: list[models.Field] = []  # fields missing from the file, filled per row
-        self._inserts: list[list[Any]] = []
-        self._inserts_with_pk: list[list[Any]] = []
-        self._updates: list[list[Any]] = []
+        self._inserts: list[tuple[Any, ...]] = []
+        self._inserts_with_pk: list[tuple[Any, ...]] = []
+        self._updates: list[tuple[Any, ...]] = []
         self.checked = False
         self._updated_pks: set[Any] = set()
         self._invalid: set[int] = set()
@@ -404,87 +563,88 @@ class TableImport:
 
     def check(self) -> Report:
         """Convert and check every cell; the report lists every problem."""
+        with gc_paused():
+            return self._check()
+
+    def _check(self) -> Report:
         report = self.report
         self.checked = True
         if report.file_problems:
             return report
-        total = len(self.rows)
-        fill = self._fill_values()
-        columns = self.columns
-        unique = [c for c in columns if c.field.unique]
-        links = [c for c in columns if c.links_to is not None]
-        seen: dict[Column, dict[Any, int]] = {c: {} for c in unique}
-        linked: dict[Column, dict[Any, list[int]]] = {c: {} for c in links}
-        pk_column = self.pk_column
-        explicit_pks: dict[Any, int] = {}
-        pk_rows: list[tuple[int, Any, list[Any]]] = []
-        for number, row in enumerate(self.rows, 1):
-            bad = False
-            pk = None
-            if pk_column is not None:
-                cell = row[pk_column.index] if pk_column.index < len(row) else None
-                try:
-                    pk = self._convert_pk(cell)
-                except ValidationError as error:
-                    bad = True
-                    report.add(Problem(number, pk_column.header, cell, " ".join(error.messages)))
-                else:
-                    first = explicit_pks.setdefault(pk, number) if pk is not None else number
-                    if first != number:
-                        bad = True
-                        report.add(
-                            Problem(
-                                number,
-                                pk_column.header,
-                                cell,
-                                _("the same id as row %(row)d") % {"row": first},
-                            )
-                        )
-            values = []
-            python_values = [pk] if pk_column is not None else []
-            for column in columns:
-                cell = row[column.index] if column.index < len(row) else None
-                try:
-                    value, db_value = column.convert(cell)
-                except ValidationError as error:
-                    bad = True
-                    report.add(Problem(number, column.header, cell, " ".join(error.messages)))
-                    continue
-                values.append(db_value)
-                python_values.append(value)
-                if column in linked and value is not None:
-                    linked[column].setdefault(value, []).append(number)
-                if column in seen and value is not None:
-                    first = seen[column].setdefault(value, number)
-                    if first != number:
-                        bad = True
-                        report.add(
-                            Problem(
-                                number,
-                                column.header,
-                                cell,
-                                _("the same value as row %(row)d, and the field must be unique")
-                                % {"row": first},
-                            )
-                        )
-            if number % BATCH_ROWS == 0:
-                self.progress("checking", number, total)
-            if bad:
-                self._invalid.add(number)
-                continue
-            values += fill
-            if len(report.preview) < PREVIEW_ROWS:
-                report.preview.append(PreviewRow(number, True, python_values))
-            if pk is None:
-                self._inserts.append(values)
-            else:
-                pk_rows.append((number, pk, values))
-        self._sort_explicit_pks(pk_rows)
-        self._check_unique_against_table(unique, seen)
-        self._check_links(linked)
+        rows = self.rows
+        total = len(rows)
+        steps = len(self.columns) + 1
+        pks = self._check_pks() if self.pk_column is not None else None
+        # Column by column: map() runs each column's converter over its cells
+        # without a Python loop per cell.
+        stored: list[list[Any]] = []
+        values: dict[Column, list[Any]] = {}
+        for step, column in enumerate(self.columns, 1):
+            results = list(map(column.convert, map(itemgetter(column.index), rows)))
+            if Invalid in set(map(type, results)):
+                for number, result in enumerate(results, 1):
+                    if type(result) is Invalid:
+                        cell = rows[number - 1][column.index]
+                        self._fail(number, column.header, cell, result.reason)
+            if column.field.unique or column.links_to is not None or report.ok:
+                values[column] = list(map(itemgetter(0), results))
+            stored.append(list(map(itemgetter(1), results)))
+            self.progress("checking", total * step // steps, total)
+        for column in self.columns:
+            if column.field.unique:
+                self._check_unique(column, values[column])
+        self._plan_rows(pks, stored)
+        for column in self.columns:
+            if column.field.unique:
+                self._check_unique_against_table(column, values[column])
+            if column.links_to is not None:
+                self._check_links(column, values[column])
+        self._preview(pks, values)
         report.invalid_rows = len(self._invalid)
+        report.problems.sort(key=lambda p: p.row or 0)
         self.progress("checking", total, total)
         return report
+
+    def _fail(self, number: int, column: str, value: Any, reason: str) -> None:
+        self._invalid.add(number)
+        self.report.add(Problem(number, column, value, reason))
+
+    def _check_pks(self) -> list[Any]:
+        """Each row's id (None: a new row); rows with a bad or repeated id fail."""
+        column = self.pk_column
+        pks = []
+        first: dict[Any, int] = {}
+        for number, row in enumerate(self.rows, 1):
+            cell = row[column.index]
+            try:
+                pk = self._convert_pk(cell)
+            except ValidationError as error:
+                self._fail(number, column.header, cell, " ".join(error.messages))
+                pk = None
+            if pk is not None and first.setdefault(pk, number) != number:
+                self._fail(
+                    number,
+                    column.header,
+                    cell,
+                    _("the same id as row %(row)d") % {"row": first[pk]},
+                )
+            pks.append(pk)
+        return pks
+
+    def _check_unique(self, column: Column, values: list[Any]) -> None:
+        first: dict[Any, int] = {}
+        for number, value in enumerate(values, 1):
+            if value is None:
+                continue
+            earlier = first.setdefault(value, number)
+            if earlier != number:
+                self._fail(
+                    number,
+                    column.header,
+                    self.rows[number - 1][column.index],
+                    _("the same value as row %(row)d, and the field must be unique")
+                    % {"row": earlier},
+                )
 
     def _convert_pk(self, cell: Any) -> Any:
         if isinstance(cell, str):
@@ -495,81 +655,99 @@ class TableImport:
             return None
         return self.pk_column.field.to_python(cell)
 
-    def _sort_explicit_pks(self, pk_rows: list[tuple[int, Any, list[Any]]]) -> None:
-        """Rows whose id is in the table update it; the others insert with their id."""
+    def _plan_rows(self, pks: list[Any] | None, stored: list[list[Any]]) -> None:
+        """Sort the rows into inserts and updates (rows whose id is in the table)."""
+        fill = self._fill_values()
+        if stored:
+            # zip stops with the columns; the fill values repeat for every row.
+            rows = list(zip(*stored, *map(repeat, fill), strict=False))
+        else:
+            rows = [tuple(fill)] * len(self.rows)
+        if pks is None:
+            self._inserts = rows
+            self.report.new = len(rows)
+            return
         existing: set[Any] = set()
-        pks = [pk for _n, pk, _v in pk_rows]
+        given = [pk for pk in pks if pk is not None]
         manager = self.model._base_manager.using(self.using)
-        for start in range(0, len(pks), 500):
+        for start in range(0, len(given), 500):
             existing.update(
-                manager.filter(pk__in=pks[start : start + 500]).values_list("pk", flat=True)
+                manager.filter(pk__in=given[start : start + 500]).values_list("pk", flat=True)
             )
-        updated_rows = set()
-        for number, pk, values in pk_rows:
-            if pk in existing:
-                self._updates.append([*values[: len(self.columns)], pk])
-                updated_rows.add(number)
+        width = len(stored)
+        for pk, row in zip(pks, rows, strict=True):
+            if pk is None:
+                self._inserts.append(row)
+            elif pk in existing:
+                self._updates.append((*row[:width], pk))
             else:
-                self._inserts_with_pk.append([pk, *values])
-        for preview in self.report.preview:
-            if preview.number in updated_rows:
-                preview.new = False
+                self._inserts_with_pk.append((pk, *row))
+        self._updated_pks = {u[-1] for u in self._updates}
         self.report.updated = len(self._updates)
         self.report.new = len(self._inserts) + len(self._inserts_with_pk)
-        self._updated_pks = {u[-1] for u in self._updates}
 
-    def _check_unique_against_table(
-        self, unique: list[Column], seen: dict[Column, dict[Any, int]]
-    ) -> None:
+    def _preview(self, pks: list[Any] | None, values: dict[Column, list[Any]]) -> None:
+        """The first valid rows, as the fields will hold them."""
+        if not self.report.ok:
+            return
+        for index in range(min(PREVIEW_ROWS, len(self.rows))):
+            pk = pks[index] if pks is not None else None
+            shown = [values[c][index] for c in self.columns]
+            self.report.preview.append(
+                PreviewRow(
+                    index + 1,
+                    pk not in self._updated_pks,
+                    ([pk] if pks is not None else []) + shown,
+                )
+            )
+
+    def _check_unique_against_table(self, column: Column, values: list[Any]) -> None:
+        rows_by_value: dict[Any, int] = {}
+        for number, value in enumerate(values, 1):
+            if value is not None:
+                rows_by_value.setdefault(value, number)
         manager = self.model._base_manager.using(self.using)
-        for column in unique:
-            values = list(seen[column])
-            name = column.field.name
-            for start in range(0, len(values), 500):
-                clashes = (
-                    manager.filter(**{f"{name}__in": values[start : start + 500]})
-                    .exclude(pk__in=self._updated_pks)
-                    .values_list(name, "pk")
+        name = column.field.name
+        distinct = list(rows_by_value)
+        for start in range(0, len(distinct), 500):
+            clashes = (
+                manager.filter(**{f"{name}__in": distinct[start : start + 500]})
+                .exclude(pk__in=self._updated_pks)
+                .values_list(name, "pk")
+            )
+            for value, pk in clashes:
+                self._fail(
+                    rows_by_value[value],
+                    column.header,
+                    value,
+                    _("row %(pk)s of the table already has this value, which must be unique")
+                    % {"pk": pk},
                 )
-                for value, pk in clashes:
-                    self._invalid.add(seen[column][value])
-                    self.report.add(
-                        Problem(
-                            seen[column][value],
-                            column.header,
-                            value,
-                            _(
-                                "row %(pk)s of the table already has this value, "
-                                "which must be unique"
-                            )
-                            % {"pk": pk},
-                        )
-                    )
 
-    def _check_links(self, linked: dict[Column, dict[Any, list[int]]]) -> None:
+    def _check_links(self, column: Column, values: list[Any]) -> None:
         """Every linked row must exist (one query per 500 values, not per cell)."""
-        for column, rows_by_value in linked.items():
-            values = list(rows_by_value)
-            target = column.links_to._base_manager.using(self.using)
-            found: set[Any] = set()
-            for start in range(0, len(values), 500):
-                found.update(
-                    target.filter(pk__in=values[start : start + 500]).values_list("pk", flat=True)
+        rows_by_value: dict[Any, list[int]] = {}
+        for number, value in enumerate(values, 1):
+            if value is not None:
+                rows_by_value.setdefault(value, []).append(number)
+        target = column.links_to._base_manager.using(self.using)
+        distinct = list(rows_by_value)
+        found: set[Any] = set()
+        for start in range(0, len(distinct), 500):
+            found.update(
+                target.filter(pk__in=distinct[start : start + 500]).values_list("pk", flat=True)
+            )
+        for value in distinct:
+            if value in found:
+                continue
+            for number in rows_by_value[value]:
+                self._fail(
+                    number,
+                    column.header,
+                    value,
+                    _("%(table)s has no row %(pk)s")
+                    % {"table": column.links_to._meta.verbose_name, "pk": value},
                 )
-            for value in values:
-                if value in found:
-                    continue
-                for number in rows_by_value[value]:
-                    self._invalid.add(number)
-                    self.report.add(
-                        Problem(
-                            number,
-                            column.header,
-                            value,
-                            _("%(table)s has no row %(pk)s")
-                            % {"table": column.links_to._meta.verbose_name, "pk": value},
-                        )
-                    )
 
     # -- writing ------------------------------------------------------------------------
 
