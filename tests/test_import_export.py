@@ -307,7 +307,9 @@ def test_the_shortcuts_convert_every_cell_as_the_definition_does(definition, opt
     for cell in TRICKY_CELLS:
         quick, exact = column.convert(cell), column.convert_checked(cell)
         assert type(quick) is type(exact), cell
-        assert [type(v) for v in quick] == [type(v) for v in exact], cell
+        assert type(quick[0]) is type(exact[0]), cell
+        # The database value: the same, perhaps in the driver's own int type.
+        assert isinstance(exact[1], type(quick[1])), cell
         assert quick == exact or str(quick) == str(exact), cell  # nan != nan
         assert getattr(quick, "reason", None) == getattr(exact, "reason", None), cell
 
