@@ -550,14 +550,20 @@ class ProposedColumn:
 def propose_columns(dataset: tablib.Dataset) -> list[ProposedColumn]:
     """A field per column, with the narrowest type its values parse as."""
     headers = ["" if h is None else str(h).strip() for h in dataset.headers or []]
-    proposal = []
+    rows = importing.rows_of(dataset)
+
+    def has_values(index: int) -> bool:
+        return any(str(row[index] or "").strip() for row in rows if index < len(row))
+
+    proposal: list[ProposedColumn] = []
+    used: set[int] = set()
     for proposed in inference.infer_fields(dataset):
-        # The inference keeps the columns' order and labels them by their header.
-        index = headers.index(proposed.label) if proposed.label in headers else None
-        if index is None:
-            index = next(
-                i for i, h in enumerate(headers) if not h and i not in [p.index for p in proposal]
-            )
+        # Its column: the one with its label as header, or else (a made-up
+        # label) the next unnamed column that has values.
+        free = [i for i in range(len(headers)) if i not in used]
+        named = [i for i in free if headers[i] == proposed.label]
+        index = named[0] if named else next(i for i in free if not headers[i] and has_values(i))
+        used.add(index)
         proposal.append(
             ProposedColumn(
                 index,

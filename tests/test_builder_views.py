@@ -865,3 +865,33 @@ def test_columns_left_out_are_not_imported(browser):
     md = ModelDefinition.objects.get()
     assert [f.name for f in md.field_definitions()] == ["full_name", "joined"]
     assert sorted(md.model_class().objects.values_list("full_name", flat=True)) == ["Ada", "Grace"]
+
+
+def test_columns_are_matched_by_position_even_without_or_with_the_same_header(browser):
+    content = b",Name,Name,\n,Ada,Lovelace,x\n,Grace,Hopper,y\n"
+    response = upload(browser, content, "names.csv")
+    html = page(response)
+    token = response.context["upload"].token
+    # The empty first column is left out; the others keep their places.
+    assert re.findall(r'name="columns-\d+-column" value="(\d+)"', html) == ["1", "2", "3"]
+    data = {
+        "token": token,
+        "title": "Names",
+        "columns-TOTAL_FORMS": "3",
+        "columns-INITIAL_FORMS": "3",
+    }
+    for number, (index, label) in enumerate([(1, "First"), (2, "Last"), (3, "Mark")]):
+        data.update(
+            {
+                f"columns-{number}-column": str(index),
+                f"columns-{number}-include": "on",
+                f"columns-{number}-label": label,
+                f"columns-{number}-field_type": "charfielddefinition",
+            }
+        )
+    assert browser.post(url("table_import"), data).status_code == 302
+    model = ModelDefinition.objects.get().model_class()
+    assert sorted(model.objects.values_list("first", "last", "mark")) == [
+        ("Ada", "Lovelace", "x"),
+        ("Grace", "Hopper", "y"),
+    ]
