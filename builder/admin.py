@@ -159,6 +159,22 @@ class TableAdmin(ImportExportModelAdmin):
                 found.append(name)
         return found
 
+    # -- export ------------------------------------------------------------------------
+
+    def get_export_data(self, file_format: Any, request: HttpRequest, queryset: Any, **kwargs):
+        """The file: spreadsheets get numbers and dates as cells of their own
+        type (import-export recognises only its own spreadsheet formats)."""
+        if not self.has_export_permission(request):
+            raise PermissionDenied
+        data = self.get_data_for_export(
+            request, queryset, force_native_type=file_format.is_binary(), **kwargs
+        )
+        exported = file_format.export_data(data)
+        encoding = kwargs.get("encoding")
+        if not file_format.is_binary() and encoding:
+            exported = exported.encode(encoding)
+        return exported
+
     # -- import ------------------------------------------------------------------------
 
     def add_data_read_fail_error_to_form(self, form: Any, error: Exception) -> None:

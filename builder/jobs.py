@@ -177,8 +177,20 @@ def start(
         version=version,
     )
     job.save()
+    forget_old_jobs()
     threading.Thread(target=run, args=(job,), name=f"import-{job.id}", daemon=True).start()
     return job
+
+
+def forget_old_jobs(age: float = 86400) -> None:
+    """Remove the state of jobs that ended (or stalled) more than `age` seconds ago."""
+    limit = time.time() - age
+    for path in jobs_folder().glob("*.json"):
+        try:
+            if path.stat().st_mtime < limit:
+                path.unlink()
+        except OSError:
+            pass
 
 
 def run(job: ImportJob) -> None:

@@ -54,7 +54,31 @@ def sync_table(definition: ModelDefinition) -> ContentType:
     return content_type
 
 
+def trashed_name(pk: int) -> str:
+    """The content type's name while its table is in the trash."""
+    return f"trashed_{pk}"
+
+
+def _move(content_type: ContentType, old: str, new: str, using: str) -> None:
+    """Rename a table's content type and its permissions' codenames."""
+    content_type.model = new
+    content_type.save(using=using, update_fields=["model"])
+    for permission in Permission.objects.using(using).filter(content_type=content_type):
+        action, _sep, rest = permission.codename.partition("_")
+        if action in ACTIONS and rest == old:
+            permission.codename = f"{action}_{new}"
+            permission.save(using=using, update_fields=["codename"])
+
+
 def on_table_created(sender: Any, definition: ModelDefinition, **kwargs: Any) -> None:
+    using = _using(definition)
+    types = ContentType.objects.using(using)
+    trashed = types.filter(app_label=APP_LABEL, model=trashed_name(definition.pk)).first()
+    if trashed is not None:
+        # Back from the trash: the rights granted before come back with it.
+        types.filter(app_label=APP_LABEL, model=definition.model_name).delete()
+        _move(trashed, trashed_name(definition.pk), definition.model_name, using)
+        ContentType.objects.clear_cache()
     sync_table(definition)
 
 
@@ -70,13 +94,7 @@ def on_table_renamed(
         types.filter(app_label=APP_LABEL, model=new).delete()
     content_type = types.filter(app_label=APP_LABEL, model=old).first()
     if content_type is not None and old != new:
-        content_type.model = new
-        content_type.save(using=using, update_fields=["model"])
-        for permission in Permission.objects.using(using).filter(content_type=content_type):
-            action, _sep, _rest = permission.codename.partition("_")
-            if action in ACTIONS:
-                permission.codename = f"{action}_{new}"
-                permission.save(using=using, update_fields=["codename"])
+        _move(content_type, old, new, using)
     ContentType.objects.clear_cache()
     sync_table(definition)
 
@@ -88,12 +106,25 @@ def on_table_changed(sender: Any, definition: ModelDefinition, **kwargs: Any) ->
 
 
 def on_table_deleted(sender: Any, pk: int, object_name: str, **kwargs: Any) -> None:
-    # Deleting the content type deletes its permissions (and the grants).
-    ContentType.objects.filter(app_label=APP_LABEL, model=object_name.lower()).delete()
+    name = object_name.lower()
+    content_type = ContentType.objects.filter(app_label=APP_LABEL, model=name).first()
+    if content_type is not None:
+        if ModelDefinition.all_objects.filter(pk=pk, trashed_at__isnull=False).exists():
+            # In the trash, its name is free for a new table, which must not
+            # inherit these rights; a restore takes them back (see above).
+            _move(content_type, name, trashed_name(pk), content_type._state.db)
+        else:
+            # Deleting the content type deletes its permissions (and the grants).
+            content_type.delete()
     ContentType.objects.clear_cache()
     from builder import generated
 
     generated.forget(pk)
+
+
+def on_definition_deleted(sender: Any, instance: ModelDefinition, **kwargs: Any) -> None:
+    """A table purged from the trash takes its rights with it."""
+    ContentType.objects.filter(app_label=APP_LABEL, model=trashed_name(instance.pk)).delete()
 
 
 def sync_all(using: str = DEFAULT_DB_ALIAS, **kwargs: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import re
 import time
@@ -16,7 +17,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
-from builder import jobs
+from builder import formats, jobs
 from builder.generated import model_admin_for, model_form_for
 from mutant.models import (
     BooleanFieldDefinition,
@@ -237,6 +238,27 @@ def test_each_table_has_its_content_type_and_permissions_for_its_life():
     assert not Permission.objects.filter(codename__endswith="_bird").exists()
 
 
+def test_rights_rest_in_the_trash_with_their_table_and_come_back_with_it():
+    md = make_penguins()
+    user = User.objects.create_user("keeper", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_penguin"))
+    md.trash()
+    assert not User.objects.get(pk=user.pk).has_perm("tables.view_penguin")
+    # A new table of the same name does not inherit them.
+    ModelDefinition.objects.create(object_name="Penguin")
+    assert not User.objects.get(pk=user.pk).has_perm("tables.view_penguin")
+    trashed = ModelDefinition.all_objects.get(pk=md.pk)
+    trashed.restore(object_name="OldPenguin")
+    assert User.objects.get(pk=user.pk).has_perm("tables.view_oldpenguin")
+    assert client_for(user).get("/admin/tables/oldpenguin/").status_code == 200
+    trashed.trash()
+    ModelDefinition.all_objects.get(pk=md.pk).purge()
+    assert not Permission.objects.filter(content_type__model__endswith=str(md.pk)).exists()
+    assert set(ContentType.objects.filter(app_label="tables").values_list("model", flat=True)) == {
+        "penguin"
+    }
+
+
 def test_a_staff_member_without_rights_gets_403():
     model = make_penguins().model_class()
     row = model.objects.create(species="Adelie")
@@ -412,6 +434,11 @@ def test_export_honours_the_change_lists_filters_and_search(superuser_client):
     ]
     everything = superuser_client.post("/admin/tables/penguin/export/", fields)
     assert "'=Emperor,south" in everything.content.decode().splitlines()
+    fields.update(format="1", penguinresource_age="on", penguinresource_born="on")
+    model.objects.filter(species="Adelie").update(age=3, born=datetime.date(2020, 1, 2))
+    xlsx = superuser_client.post("/admin/tables/penguin/export/?q=Adelie", fields)
+    sheet = formats.XLSX().create_dataset(xlsx.content)
+    assert list(sheet[0]) == ["Adelie", "north", 3, datetime.datetime(2020, 1, 2)]
 
 
 def test_jobs_cannot_read_outside_their_folder():
