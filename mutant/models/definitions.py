@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.base import ModelBase
 from django.utils import timezone
+from django.utils.html import conditional_escape
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -501,7 +502,10 @@ class FieldDefinition(models.Model, metaclass=FieldDefinitionBase):
 
     def construct_field(self) -> models.Field:
         """A new, unbound Django field built from this definition."""
-        return self._meta.defined_field_class(**self.field_kwargs())
+        kwargs = self.field_kwargs()
+        # Django prints help texts as HTML (forms, the admin); a person wrote this one.
+        kwargs["help_text"] = conditional_escape(kwargs.get("help_text", ""))
+        return self._meta.defined_field_class(**kwargs)
 
     # -- values ----------------------------------------------------------------
 
