@@ -895,3 +895,15 @@ def test_columns_are_matched_by_position_even_without_or_with_the_same_header(br
         ("Ada", "Lovelace", "x"),
         ("Grace", "Hopper", "y"),
     ]
+
+
+def test_a_help_text_is_text_in_the_admin_too(browser, django_user_model):
+    md = make_penguins()
+    evil = "<script>alert(1)</script>"
+    species = field(md, "species")
+    species.help_text = evil
+    species.save()
+    admin = Client()
+    admin.force_login(django_user_model.objects.create_superuser("root", "r@example.com", "pw"))
+    html = page(admin.get("/admin/tables/penguin/add/"))
+    assert evil not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
