@@ -28,7 +28,6 @@ from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
-from django.utils.html import conditional_escape
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -588,11 +587,9 @@ NATIVE_INPUTS = {
 
 
 def record_form(definition, model, *args, **kwargs) -> forms.ModelForm:
-    """The table's generated ModelForm (the admin's), with help texts made safe."""
+    """The table's generated ModelForm (the admin's), with native date and time inputs."""
     form = model_form_for(definition, model=model)(*args, **kwargs)
     for formfield in form.fields.values():
-        # Help texts are written by people, and form templates print them as HTML.
-        formfield.help_text = conditional_escape(formfield.help_text)
         # The browser's own date and time pickers.
         widget = formfield.widget
         if type(widget) in NATIVE_INPUTS:
