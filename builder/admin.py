@@ -188,7 +188,6 @@ class TableAdmin(ImportExportModelAdmin):
         if not self.has_import_permission(request):
             raise PermissionDenied
         form = self.create_import_form(request)
-        context: dict[str, Any] = {}
         if request.method == "POST" and form.is_valid():
             input_format = self.get_import_formats()[int(form.cleaned_data["format"])]()
             import_file = form.cleaned_data["import_file"]
@@ -210,7 +209,7 @@ class TableAdmin(ImportExportModelAdmin):
                     dataset, dry_run=True, file_name=upload.original_name, user=request.user
                 )
                 return self.render_result(request, result, upload)
-        return self.render_import(request, {"form": form, **context})
+        return self.render_import(request, {"form": form})
 
     def read_upload(self, upload: jobs.Upload) -> Any:
         return jobs.read(upload)
@@ -236,13 +235,13 @@ class TableAdmin(ImportExportModelAdmin):
                     "table_version": report.version if report else "",
                 }
             )
-        context["form"] = (
-            self.create_import_form(request) if "confirm_form" not in context else None
-        )
         return self.render_import(request, context)
 
     def render_import(self, request: HttpRequest, context: dict[str, Any]) -> HttpResponse:
-        form = context.get("form") or self.create_import_form(request)
+        # A fresh form to upload a (corrected) file, unless one is given.
+        form = context.get("form") or self.get_import_form_class(request)(
+            self.get_import_formats(), self.get_import_resource_classes(request)
+        )
         resource = self.get_import_resource_classes(request)[0]()
         context = {
             **self.admin_site.each_context(request),
@@ -284,8 +283,11 @@ class TableAdmin(ImportExportModelAdmin):
             return HttpResponseRedirect(self.job_url(job))
         try:
             dataset = self.read_upload(upload)
-        except Exception as error:  # noqa: BLE001 - shown to the person
+        except formats.FileProblem as error:
             messages.error(request, str(error))
+            return HttpResponseRedirect(self.table_url("import"))
+        except OSError:
+            messages.error(request, _("The uploaded file is gone; please upload it again."))
             return HttpResponseRedirect(self.table_url("import"))
         resource = self.get_import_resource_classes(request)[0]()
         result = resource.import_data(

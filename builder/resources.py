@@ -111,6 +111,11 @@ class TableResource(resources.ModelResource):
 
         The table cannot change while this runs; the rows are checked against
         the table as it is now, whatever version this resource was made for.
+        An import is always one transaction, refused whole if one row is
+        invalid: `use_transactions`, `collect_failed_rows` and
+        `rollback_on_validation_errors` change nothing. `progress` (a
+        callable) hears how far it got; with `expected_version`, nothing is
+        written unless the table is still at that version.
         """
         progress: Progress | None = kwargs.get("progress")
         using = self.get_db_connection_name()
@@ -139,14 +144,10 @@ class TableResource(resources.ModelResource):
             result = self.get_result_class()()
             result.append_base_error(ReportError(ReadableError(refusal(error))))
             return result
-        result = self.result_from(job, dry_run=dry_run)
+        result = result_from_report(job.report, job.raw_cells, self.get_result_class())
         if raise_errors and (result.has_errors() or result.has_validation_errors()):
             raise ValidationError(job.report.describe())
         return result
-
-    def result_from(self, job: TableImport, *, dry_run: bool) -> Result:
-        """import-export's Result for a checked (or written) import."""
-        return result_from_report(job.report, job.raw_cells, self.get_result_class())
 
 
 def refusal(error: Exception) -> str:
@@ -237,7 +238,6 @@ def resource_for(model: type[models.Model]) -> type[TableResource]:
                 attribute=f.attname,
                 column_name=names[f.name],
                 widget=ValueWidget(f, definitions.get(f.name)),
-                readonly=not f.editable and not getattr(f, "auto_now_add", False),
             )
             order.append(f.name)
         meta = type(
@@ -255,6 +255,11 @@ def resource_for(model: type[models.Model]) -> type[TableResource]:
         )
         _resources[pk] = (version, resource)
         return resource
+
+
+def forget(pk: int) -> None:
+    """Drop the resource of table `pk` (it was deleted)."""
+    _resources.pop(pk, None)
 
 
 def resource_for_label(label: str) -> type[TableResource] | None:

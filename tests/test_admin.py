@@ -356,6 +356,25 @@ def test_a_table_changed_between_preview_and_confirmation_is_checked_again(super
     assert md.model_class().objects.get().species == "Adelie"
 
 
+def test_a_file_that_no_longer_fits_the_changed_table_is_refused_at_confirmation(
+    superuser_client,
+):
+    md = make_penguins()
+    preview = superuser_client.post(
+        "/admin/tables/penguin/import/",
+        {"format": "0", "import_file": upload("species,age\nAdelie,3\n")},
+    )
+    action, fields = confirm_fields(preview)
+    IntegerFieldDefinition.objects.get(model_def=md, name="age").delete()
+    refused = superuser_client.post(action, fields)
+    content = refused.content.decode()
+    assert "was changed after your preview" in content
+    assert "matches no field" in content
+    assert "This field is required" not in content
+    assert "confirm_form" not in refused.context
+    assert md.model_class().objects.count() == 0
+
+
 def test_a_long_import_runs_in_the_background_with_its_progress(superuser_client, settings):
     settings.MUTANT_IMPORT_BACKGROUND_BYTES = 10
     model = make_penguins().model_class()
