@@ -137,6 +137,7 @@ class TableAdmin(ImportExportModelAdmin):
     # The formats find a text file's encoding themselves: hand them bytes.
     from_encoding = None
     import_template_name = "admin/tables/import.html"
+    export_template_name = "admin/tables/export.html"
     confirm_form_class = TableConfirmImportForm
     list_per_page = 50
     ordering = ("-pk",)  # newest first, and a stable order for autocomplete pages
