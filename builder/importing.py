@@ -11,6 +11,7 @@ the whole file back.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -324,16 +325,26 @@ def fast_converter(
     if kind is models.DecimalField:
         if not all(isinstance(v, DecimalValidator) for v in validators):
             return None
+        # Text of this shape has few enough digits on either side of the
+        # point for every one of the validators: no need to ask them.
+        limits = [(v.max_digits, v.decimal_places) for v in validators]
+        fits = None
+        if limits and all(d is not None and p is not None for d, p in limits):
+            whole = min(d - p for d, p in limits)
+            places = min(p for _d, p in limits)
+            if whole > 0:
+                fits = re.compile(rf"[+-]?\d{{1,{whole}}}(?:\.\d{{0,{places}}})?").fullmatch
 
         def decimal_number(cell: Any) -> tuple[Any, Any]:
             if type(cell) is not str:
                 return otherwise(cell)
             try:
                 value = Decimal(cell)
-                if not value.is_finite():
-                    return otherwise(cell)
-                for validator in validators:
-                    validator(value)
+                if fits is None or not fits(cell):
+                    if not value.is_finite():
+                        return otherwise(cell)
+                    for validator in validators:
+                        validator(value)
             except (ArithmeticError, ValueError, ValidationError):
                 return otherwise(cell)
             return value, value
