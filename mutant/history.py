@@ -18,6 +18,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils.translation import gettext as _
 
+from mutant import catalogue
 from mutant.errors import SchemaError
 from mutant.models.definitions import FieldDefinition, ModelDefinition
 from mutant.models.history import SchemaEvent
@@ -47,6 +48,12 @@ def undoing(event: SchemaEvent) -> Iterator[None]:
         yield
     finally:
         _local.undoing = previous
+
+
+def restoring() -> dict[int, str]:
+    """{field pk: backup table} that the undo in progress brings values back from."""
+    event = getattr(_local, "undoing", None)
+    return {int(pk): table for pk, table in event.backups.items()} if event else {}
 
 
 # -- recording ------------------------------------------------------------------
@@ -113,7 +120,6 @@ def describe(plan: Plan) -> tuple[list[str], str]:
                     "new": new.definition._meta.verbose_name,
                 }
             )
-            blockers.append(_("a change of type is not undone"))
         for new in diff.added:
             if new.pk in plan.restored_fields:
                 lines.append(
@@ -174,6 +180,7 @@ def record(change: SchemaChange, plan: Plan) -> SchemaEvent | None:
         description=description,
         table_names=", ".join(sorted(_label(t) for t in tables.values()))[:500],
         snapshot=snapshot(plan.before, plan.after),
+        backups={str(pk): table for pk, table in plan.backups.items()},
         undoable=not blocker,
         undo_blocker=blocker[:300],
     )
@@ -221,6 +228,23 @@ def _is_empty(model_def: ModelDefinition, field: FieldDefinition | None = None) 
     return not model._base_manager.filter(**{f"{field.name}__isnull": False}).exists()
 
 
+def _swap_type(field: FieldDefinition, values: dict[str, Any]) -> FieldDefinition:
+    """Give field its type from before: its values come back from the backup."""
+    old_type = catalogue.field_type(values["field_type"])
+    type(field)._base_manager.filter(pk=field.pk)._raw_delete(field._state.db)
+    FieldDefinition.all_objects.filter(pk=field.pk).update(field_type=values["field_type"])
+    restored = old_type(
+        **{
+            f.attname: values[f.attname]
+            for f in old_type._meta.concrete_fields
+            if f.attname in values
+        }
+    )
+    setattr(restored, old_type._meta.pk.attname, field.pk)
+    restored.save_base(raw=True, force_insert=True)
+    return restored
+
+
 def _restore_table(pk: int, table: dict[str, Any] | None) -> None:
     current = ModelDefinition.all_objects.filter(pk=pk).first()
     if table is None:
@@ -259,7 +283,7 @@ def _restore_table(pk: int, table: dict[str, Any] | None) -> None:
             continue
         values = wanted.pop(field.pk)
         if values["field_type"] != field.field_type:
-            raise SchemaError(_("A field of this change has another type now."))
+            field = _swap_type(field, values)
         own = {f.attname for f in type(field)._meta.local_concrete_fields} - {
             type(field)._meta.pk.attname
         }

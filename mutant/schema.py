@@ -192,10 +192,18 @@ class ValueCheck:
         "protocol",
     }
 
-    def __init__(self, model: type[models.Model], old: FieldState, new: FieldState):
+    def __init__(
+        self,
+        model: type[models.Model],
+        old: FieldState,
+        new: FieldState,
+        covered: set[Any] = frozenset(),
+    ):
         self.model = model
         self.old = old
         self.new = new
+        # Rows whose value comes back from a backup (undo of a type change).
+        self.covered = covered
         self.converted: list[tuple[Any, Any]] = []
 
     @classmethod
@@ -225,6 +233,8 @@ class ValueCheck:
         first_pk: dict[Any, Any] = {}
         for pk, value in rows.iterator(chunk_size=2000):
             result.total += 1
+            if pk in self.covered:
+                continue
             if retargeted and value is not None:
                 result.add_problem(RowProblem(pk, value, _("links to a row of the old table")))
                 continue
@@ -529,6 +539,9 @@ class Plan:
             real_apps |= table.static_apps()
         self.migrator = Migrator(editor, before.values(), real_apps)
         self.checks: list[ValueCheck] = []
+        # {field pk: backup table} made by this plan, and read by it on undo.
+        self.backups: dict[int, str] = {}
+        self.restore_from = history.restoring()
         self.created = [after[pk] for pk in after if pk not in before]
         self.deleted = [before[pk] for pk in before if pk not in after]
         self.diffs = [TableDiff(before[pk], after[pk]) for pk in after if pk in before]
@@ -557,7 +570,10 @@ class Plan:
             model = self.migrator.model(diff.old.object_name)
             for old, new in diff.retyped + diff.altered:
                 if ValueCheck.needed(old, new):
-                    check = ValueCheck(model, old, new)
+                    covered = set()
+                    if new.pk in self.restore_from:
+                        covered = trash.backed_up_rows(self.editor, self.restore_from[new.pk])
+                    check = ValueCheck(model, old, new, covered)
                     check.run(report)
                     self.checks.append(check)
             for new in diff.added:
@@ -678,6 +694,11 @@ class Plan:
         stores exactly what the check reported, on every backend.
         """
         check = next(c for c in self.checks if c.new.pk == new.pk)
+        if new.pk not in self.restore_from:
+            # The old values are kept, so that the change can be undone exactly.
+            backup = trash.backup_table(new.pk)
+            trash.copy_out(self.editor, self.migrator.model(model_name), old.name, new.pk, backup)
+            self.backups[new.pk] = backup
         scratch = f"mutant_retype_{new.pk}"
         target = new.field()
         name, path, args, kwargs = target.deconstruct()
@@ -701,6 +722,8 @@ class Plan:
                     if value is not None
                 ],
             )
+        if new.pk in self.restore_from:
+            trash.copy_in(self.editor, model, scratch, self.restore_from[new.pk], drop=True)
         run(ops.RemoveField(model_name, old.name))
         run(ops.RenameField(model_name, scratch, new.name))
         run(ops.AlterField(model_name, new.name, target))

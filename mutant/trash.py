@@ -10,6 +10,7 @@ the schema change's transaction.
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING
 
 from django.apps.registry import Apps
@@ -25,6 +26,18 @@ def field_table(pk: int) -> str:
 
 def table_name(pk: int) -> str:
     return f"mutant_trash_table_{pk}"
+
+
+def backup_table(pk: int) -> str:
+    """A new table name for the old values of field `pk` before a change of type."""
+    return f"mutant_backup_{pk}_{uuid.uuid4().hex[:12]}"
+
+
+def backed_up_rows(editor: BaseDatabaseSchemaEditor, name: str) -> set[int]:
+    qn = editor.connection.ops.quote_name
+    with editor.connection.cursor() as cursor:
+        cursor.execute(f"SELECT {qn('row_id')} FROM {qn(name)}")  # noqa: S608
+        return {row for (row,) in cursor.fetchall()}
 
 
 def exists(editor: BaseDatabaseSchemaEditor, name: str) -> bool:
@@ -49,12 +62,12 @@ def _holder(name: str, columns: dict[str, models.Field]) -> type[models.Model]:
     return type(f"Trash_{name}", (models.Model,), attrs)
 
 
-def _holder_for(pk: int, field: models.Field) -> type[models.Model]:
+def _holder_for(name: str, field: models.Field) -> type[models.Model]:
     if field.many_to_many:
         columns = {"row_id": models.BigIntegerField(), "target_id": models.BigIntegerField()}
     else:
         columns = {"row_id": models.BigIntegerField(), "value": loose(field)}
-    return _holder(field_table(pk), columns)
+    return _holder(name, columns)
 
 
 def _m2m_columns(field: models.ManyToManyField) -> tuple[str, str, str]:
@@ -67,11 +80,16 @@ def _m2m_columns(field: models.ManyToManyField) -> tuple[str, str, str]:
 
 
 def copy_out(
-    editor: BaseDatabaseSchemaEditor, model: type[models.Model], name: str, pk: int
+    editor: BaseDatabaseSchemaEditor,
+    model: type[models.Model],
+    name: str,
+    pk: int,
+    into: str | None = None,
 ) -> None:
-    """Keep the values of `model.name` in the trash (before its column goes)."""
+    """Keep the values of `model.name` in the trash (before its column goes),
+    or in the table `into` (a backup)."""
     field = model._meta.get_field(name)
-    holder = _holder_for(pk, field)
+    holder = _holder_for(into or field_table(pk), field)
     editor.create_model(holder)
     qn = editor.connection.ops.quote_name
     trash = qn(holder._meta.db_table)
@@ -90,15 +108,21 @@ def copy_out(
 
 
 def copy_in(
-    editor: BaseDatabaseSchemaEditor, model: type[models.Model], name: str, pk: int
+    editor: BaseDatabaseSchemaEditor,
+    model: type[models.Model],
+    name: str,
+    source: int | str,
+    drop: bool = True,
 ) -> None:
-    """Put the trashed values of field `pk` back into `model.name`, then drop them.
+    """Put the trashed values of field `source` (or those of the backup table
+    named `source`) back into `model.name`, then drop them.
 
     Links whose target row is gone meanwhile stay empty.
     """
     field = model._meta.get_field(name)
     qn = editor.connection.ops.quote_name
-    trash = qn(field_table(pk))
+    source_table = field_table(source) if isinstance(source, int) else source
+    trash = qn(source_table)
     row_pk = f"{qn(model._meta.db_table)}.{qn(model._meta.pk.column)}"
     if field.many_to_many:
         through, source, target = map(qn, _m2m_columns(field))
@@ -123,7 +147,8 @@ def copy_in(
             f"UPDATE {qn(model._meta.db_table)} SET {qn(field.column)} = ({value}) "  # noqa: S608
             f"WHERE {row_pk} IN (SELECT {qn('row_id')} FROM {trash})"
         )
-    drop_field(editor, pk)
+    if drop:
+        editor.execute(f"DROP TABLE {trash}")
 
 
 def drop_field(editor: BaseDatabaseSchemaEditor, pk: int) -> None:

@@ -292,3 +292,50 @@ def test_the_purge_command_keeps_what_is_younger_than_the_retention():
     assert not FieldDefinition.all_objects.filter(pk=old.pk).exists()
     assert FieldDefinition.all_objects.filter(pk=young.pk).exists()
     assert table_exists(f"mutant_trash_field_{young.pk}")
+
+
+def test_undoing_a_type_change_brings_back_the_exact_old_values():
+    md = orders()
+    Orders = md.model_class()
+    zero = Orders.objects.create(Qty="007")
+    plain = Orders.objects.create(Qty=" 12 ")
+    qty = CharFieldDefinition.objects.get(model_def=md)
+    qty.change_type(IntegerFieldDefinition)
+    event = last_event()
+    assert event.undoable and event.backups
+    backup = event.backups[str(qty.pk)]
+    assert table_exists(backup)
+    added_later = md.model_class().objects.create(Qty=5)
+
+    history.undo(event)
+    field = CharFieldDefinition.objects.get(pk=qty.pk)
+    assert (field.name, field.max_length) == ("Qty", 20)
+    values = dict(md.model_class().objects.values_list("pk", "Qty"))
+    assert values == {zero.pk: "007", plain.pk: " 12 ", added_later.pk: "5"}
+    assert not table_exists(backup)
+    assert columns(md.db_table)["Qty"][0].lower().replace(" ", "") in {
+        "varchar(20)",
+        "charactervarying(20)",
+    }
+
+
+def test_the_purge_command_drops_old_type_change_backups():
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    md = orders()
+    md.model_class().objects.create(Qty="1")
+    CharFieldDefinition.objects.get(model_def=md).change_type(IntegerFieldDefinition)
+    event = last_event()
+    [backup] = event.backups.values()
+    SchemaEvent.objects.filter(pk=event.pk).update(
+        created_at=timezone.now() - datetime.timedelta(days=9)
+    )
+    call_command("mutant_purge_trash", "--days", "7", stdout=StringIO())
+    assert not table_exists(backup)
+    event.refresh_from_db()
+    assert not event.undoable
+    with pytest.raises(SchemaError, match="backup was purged"):
+        history.undo(event)

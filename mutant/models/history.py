@@ -28,6 +28,8 @@ class SchemaEvent(models.Model):
     # The definitions of every table the operation touched, as they were
     # before it: {table pk: {"table": {...}, "fields": [{...}, ...]} or null}.
     snapshot = models.JSONField(encoder=DjangoJSONEncoder, default=dict)
+    # {field pk: table} holding a field's values from before a change of type.
+    backups = models.JSONField(default=dict, blank=True)
     undoable = models.BooleanField(_("can be undone"), default=False)
     undo_blocker = models.CharField(_("why it cannot be undone"), max_length=300, blank=True)
     undone_by = models.OneToOneField(

@@ -41,5 +41,26 @@ class Command(BaseCommand):
                 self.stderr.write(f"kept {what}: {error}")
             else:
                 self.stdout.write(f"purged {what}")
+        self.purge_backups(limit, dry_run)
         if failed:
             raise CommandError(f"{failed} item(s) could not be purged.")
+
+    def purge_backups(self, limit, dry_run: bool) -> None:
+        """Old values kept to undo a change of type: gone after the retention too."""
+        from django.db import connection
+
+        from mutant.models import SchemaEvent
+
+        events = SchemaEvent.objects.filter(created_at__lte=limit).exclude(backups={})
+        for event in events:
+            if dry_run:
+                self.stdout.write(f"would purge the backup of: {event}")
+                continue
+            with connection.schema_editor() as editor:
+                for table in event.backups.values():
+                    editor.execute(f"DROP TABLE IF EXISTS {editor.quote_name(table)}")
+                event.backups = {}
+                event.undoable = False
+                event.undo_blocker = "its backup was purged"
+                event.save(update_fields=["backups", "undoable", "undo_blocker"])
+            self.stdout.write(f"purged the backup of: {event}")
