@@ -45,7 +45,7 @@ MAX_PROBLEMS = 1000
 """Problems kept for the report; the count goes on beyond it."""
 
 BATCH_ROWS = 2000
-MEMO_SIZE = 20_000
+TEXT_CELLS = {str, type(None)}
 
 Progress = Callable[[str, int, int], None]
 """progress(phase, done, total): phase is "checking" or "writing"."""
@@ -168,32 +168,36 @@ class Column:
     def _converter(self) -> Callable[[Any], tuple[Any, Any]]:
         """convert(cell): (Python value, database value), or an Invalid.
 
-        Built once per column, because it runs once per cell. The plain
-        cells of the common types take a shortcut that gives what the
-        definition gives (see `fast_converter`); a column's repeated texts
-        (dates, choices, yes/no) are converted once; anything else goes
-        through the definition itself.
+        Built once per column, because it runs once per cell: the plain cells
+        of the common types take a shortcut that gives what the definition
+        gives (see `fast_converter`); anything else goes through the
+        definition itself.
         """
         checked = self.convert_checked
         fast = fast_converter(self.field, self.definition, checked)
-        if fast is not None:
-            return fast
-        if isinstance(self.field, models.JSONField):
-            return checked  # JSON values are mutable: never share one between rows
-        memo: dict[str, tuple[Any, Any]] = {}
-        remember = memo.get
+        self.has_shortcut = fast is not None
+        return fast or checked
 
-        def convert(cell: Any) -> tuple[Any, Any]:
-            if type(cell) is not str:
-                return checked(cell)
-            converted = remember(cell)
-            if converted is None:
-                converted = checked(cell)
-                if len(memo) < MEMO_SIZE:
-                    memo[cell] = converted
-            return converted
-
-        return convert
+    def convert_all(self, cells: list[Any]) -> list[tuple[Any, Any]]:
+        """Every cell of the column converted; each distinct text only once
+        when the column repeats itself (dates, choices, yes/no...)."""
+        # JSON values are mutable: never share one between rows. And only
+        # text is grouped: 1, 1.0 and True are one key of a dict.
+        # A shortcut costs less than a lookup unless the column repeats a lot;
+        # the definition's own conversion always costs more.
+        worth_it = not self.has_shortcut or len(set(cells[:1000])) <= 500
+        if (
+            worth_it
+            and not isinstance(self.field, models.JSONField)
+            and set(map(type, cells)) <= TEXT_CELLS
+        ):
+            distinct = dict.fromkeys(cells)
+            if not self.has_shortcut or 2 * len(distinct) <= len(cells):
+                convert = self.convert
+                for cell in distinct:
+                    distinct[cell] = convert(cell)
+                return list(map(distinct.__getitem__, cells))
+        return list(map(self.convert, cells))
 
     def convert_checked(self, cell: Any) -> tuple[Any, Any]:
         """The definition's conversion of one cell, or an Invalid saying why not."""
@@ -589,16 +593,18 @@ class TableImport:
         # Column by column: map() runs each column's converter over its cells
         # without a Python loop per cell.
         stored: list[list[Any]] = []
-        values: dict[Column, list[Any]] = {}
+        values: dict[Column, list[Any]] = {}  # for the checks across rows
+        shown: dict[Column, list[Any]] = {}  # for the preview
         for step, column in enumerate(self.columns, 1):
-            results = list(map(column.convert, map(itemgetter(column.index), rows)))
+            results = column.convert_all(list(map(itemgetter(column.index), rows)))
             if Invalid in set(map(type, results)):
                 for number, result in enumerate(results, 1):
                     if type(result) is Invalid:
                         cell = rows[number - 1][column.index]
                         self._fail(number, column.header, cell, result.reason)
-            if column.field.unique or column.links_to is not None or report.ok:
+            if column.field.unique or column.links_to is not None:
                 values[column] = list(map(itemgetter(0), results))
+            shown[column] = [value for value, _stored in results[:PREVIEW_ROWS]]
             stored.append(list(map(itemgetter(1), results)))
             self.progress("checking", total * step // steps, total)
         for column in self.columns:
@@ -610,7 +616,7 @@ class TableImport:
                 self._check_unique_against_table(column, values[column])
             if column.links_to is not None:
                 self._check_links(column, values[column])
-        self._preview(pks, values)
+        self._preview(pks, shown)
         report.invalid_rows = len(self._invalid)
         report.problems.sort(key=lambda p: p.row or 0)
         self.progress("checking", total, total)
@@ -697,18 +703,18 @@ class TableImport:
         self.report.updated = len(self._updates)
         self.report.new = len(self._inserts) + len(self._inserts_with_pk)
 
-    def _preview(self, pks: list[Any] | None, values: dict[Column, list[Any]]) -> None:
-        """The first valid rows, as the fields will hold them."""
+    def _preview(self, pks: list[Any] | None, shown: dict[Column, list[Any]]) -> None:
+        """The first rows, as the fields will hold them (if every row is valid)."""
         if not self.report.ok:
             return
         for index in range(min(PREVIEW_ROWS, len(self.rows))):
             pk = pks[index] if pks is not None else None
-            shown = [values[c][index] for c in self.columns]
+            row = [shown[c][index] for c in self.columns]
             self.report.preview.append(
                 PreviewRow(
                     index + 1,
                     pk not in self._updated_pks,
-                    ([pk] if pks is not None else []) + shown,
+                    ([pk] if pks is not None else []) + row,
                 )
             )
 
@@ -798,11 +804,26 @@ class TableImport:
         self.progress("writing", total, total)
         return report
 
+    def _column_types(self, cursor, names: list[str]) -> list[int]:
+        """The PostgreSQL type (oid) of each of the table's columns `names`."""
+        cursor.execute(
+            "SELECT attname, atttypid FROM pg_attribute"
+            " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+            [self.connection.ops.quote_name(self.model._meta.db_table)],
+        )
+        types = dict(cursor.fetchall())
+        return [types[name] for name in names]
+
     def _insert(self, cursor, table: str, names: list[str], rows, done: int, total: int) -> int:
         qn = self.connection.ops.quote_name
         column_list = ", ".join(qn(n) for n in names)
         if self.connection.vendor == "postgresql":
-            with cursor.cursor.copy(f"COPY {table} ({column_list}) FROM STDIN") as copy:
+            # Binary COPY, each value in its column's own type: no text to
+            # format here and parse on the server.
+            types = self._column_types(cursor, names)  # before COPY holds the connection
+            sql = f"COPY {table} ({column_list}) FROM STDIN (FORMAT BINARY)"
+            with cursor.cursor.copy(sql) as copy:
+                copy.set_types(types)
                 for index, row in enumerate(rows, 1):
                     copy.write_row(row)
                     if index % BATCH_ROWS == 0:
