@@ -129,6 +129,10 @@ GRAPPELLI_ADMIN_TITLE = "Mutant"
 MUTANT_LOCK_TIMEOUT = float(os.environ.get("MUTANT_LOCK_TIMEOUT", "10"))
 MUTANT_DDL_LOCK_TIMEOUT = float(os.environ.get("MUTANT_DDL_LOCK_TIMEOUT", "5"))
 
+# Uploaded files larger than this (bytes) are checked and imported in a
+# background thread, with a progress page, so no request waits past its timeout.
+MUTANT_IMPORT_BACKGROUND_BYTES = int(os.environ.get("MUTANT_IMPORT_BACKGROUND_BYTES", "1000000"))
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
