@@ -9,6 +9,7 @@ changing) is shown on the page, next to the input it concerns.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import tempfile
 import time
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.apps import apps
@@ -61,6 +63,8 @@ from mutant.models import FieldDefinition, ModelDefinition
 from mutant.models.history import SchemaEvent
 
 logger = logging.getLogger(__name__)
+# A field name and a direction, as the keyboard move buttons name them.
+MOVED = re.compile(r"^[A-Za-z][A-Za-z0-9_]*-(up|down)$")
 
 BUILDER_PERMISSION = "mutant.change_modeldefinition"
 """Who may create and change tables (superusers have it)."""
@@ -311,6 +315,8 @@ def table_detail(request: HttpRequest, table: str) -> HttpResponse:
             {"table": link.model_def, "title": table_title(link.model_def), "field": link}
             for link in definition.linking_fields()
         ],
+        # After a keyboard move without htmx: the focus goes back to its button.
+        "moved": request.GET.get("moved", "") if MOVED.match(request.GET.get("moved", "")) else "",
     }
     return render(request, "builder/table_detail.html", context)
 
@@ -477,7 +483,8 @@ def _after_reorder(request: HttpRequest, definition: ModelDefinition, form: form
         return response
     for error in form.non_field_errors():
         messages.error(request, error)
-    return redirect("builder:table", table=definition.object_name)
+    url = reverse("builder:table", kwargs={"table": definition.object_name})
+    return redirect(f"{url}?{urlencode({'moved': moved})}" if moved else url)
 
 
 @require_POST

@@ -907,3 +907,22 @@ def test_a_help_text_is_text_in_the_admin_too(browser, django_user_model):
     admin.force_login(django_user_model.objects.create_superuser("root", "r@example.com", "pw"))
     html = page(admin.get("/admin/tables/penguin/add/"))
     assert evil not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_a_keyboard_move_without_javascript_comes_back_with_the_focus_on_its_button(
+    schema_db, client, django_user_model
+):
+    from mutant.models import CharFieldDefinition, ModelDefinition
+
+    admin = django_user_model.objects.create_superuser("boss", "b@example.com", "pw")
+    client.force_login(admin)
+    md = ModelDefinition.objects.create(object_name="Things")
+    for name in ("first", "second"):
+        CharFieldDefinition.objects.create(model_def=md, name=name, max_length=5, null=True)
+    response = client.post("/tables/Things/fields/second/move/", {"direction": "up"})
+    assert response.status_code == 302
+    assert response["Location"].endswith("?moved=second-up")
+    page = client.get(response["Location"])
+    assert b'data-focus="move-second-up"' in page.content
+    page = client.get("/tables/Things/?moved=%3Cscript%3E-up")
+    assert b"data-focus" not in page.content

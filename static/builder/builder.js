@@ -83,7 +83,11 @@
         var other = target.id.replace(/-(up|down)$/, function (m, d) { return d === "up" ? "-down" : "-up"; });
         target = document.getElementById(other);
       }
-      if (target) target.focus();
+      if (target) {
+        target.focus();
+        // htmx may settle focus after this handler: claim it once more.
+        setTimeout(function () { if (document.body.contains(target)) target.focus(); }, 0);
+      }
     }
   }
 
