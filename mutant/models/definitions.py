@@ -217,27 +217,18 @@ class ModelDefinition(models.Model):
                     ]
                 }
             ) from None
-        went_with_it = FieldDefinition.all_objects.filter(
-            trashed_at=ModelDefinition.all_objects.get(pk=self.pk).trashed_at
-        )
-        links = [
-            f.type_cast()
-            for f in went_with_it
-            if f.definition_type.is_relation
-            and (f.model_def_id == self.pk or f.type_cast().to_definition_id == self.pk)
-        ]
+        # The links trashed in the same step as the table, whose other end
+        # is in use (or is this table).
+        in_use = set(ModelDefinition.objects.values_list("pk", flat=True)) | {self.pk}
         usable = [
             link
-            for link in links
-            if ModelDefinition.objects.filter(pk=link.model_def_id).exists()
-            or link.model_def_id == self.pk
-        ]
-        usable = [
-            link
-            for link in usable
-            if not link.to_definition_id
-            or link.to_definition_id == self.pk
-            or ModelDefinition.objects.filter(pk=link.to_definition_id).exists()
+            for link in (
+                f.type_cast() for f in FieldDefinition.all_objects.filter(trashed_at=kept[1])
+            )
+            if link.is_relation
+            and self.pk in {link.model_def_id, link.to_definition_id}
+            and link.model_def_id in in_use
+            and (not link.to_definition_id or link.to_definition_id in in_use)
         ]
         others = {link.model_def_id for link in usable} | {
             pk for link in usable for pk in link.target_pks()
