@@ -231,18 +231,15 @@ def _is_empty(model_def: ModelDefinition, field: FieldDefinition | None = None) 
 def _swap_type(field: FieldDefinition, values: dict[str, Any]) -> FieldDefinition:
     """Give field its type from before: its values come back from the backup."""
     old_type = catalogue.field_type(values["field_type"])
-    type(field)._base_manager.filter(pk=field.pk)._raw_delete(field._state.db)
-    FieldDefinition.all_objects.filter(pk=field.pk).update(field_type=values["field_type"])
-    restored = old_type(
-        **{
-            f.attname: values[f.attname]
-            for f in old_type._meta.concrete_fields
-            if f.attname in values
-        }
+    return field.replace_type_row(
+        old_type(
+            **{
+                f.attname: values[f.attname]
+                for f in old_type._meta.concrete_fields
+                if f.attname in values
+            }
+        )
     )
-    setattr(restored, old_type._meta.pk.attname, field.pk)
-    restored.save_base(raw=True, force_insert=True)
-    return restored
 
 
 def _restore_table(pk: int, table: dict[str, Any] | None) -> None:

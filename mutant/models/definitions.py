@@ -707,14 +707,23 @@ class FieldDefinition(models.Model, metaclass=FieldDefinitionBase):
         new.field_type = new_type._meta.model_name
         setattr(new, new._meta.pk.attname, self.pk)
         new.full_clean(validate_unique=False, validate_constraints=False)
-        old_type = self.definition_type
         with self.model_def.batch(dry_run=dry_run) as change:
-            # Swap the type's own row; the common row keeps its id, so the
-            # schema change sees the same field with another type.
-            old_type._base_manager.filter(pk=self.pk)._raw_delete(self._state.db)
-            common["field_type"] = new.field_type
             FieldDefinition._base_manager.filter(pk=self.pk).update(
-                **{k: v for k, v in common.items() if k != "id"}
+                **{k: v for k, v in common.items() if k not in {"id", "field_type"}}
             )
-            new.save_base(raw=True, force_insert=True)
+            self.replace_type_row(new)
         return change.report
+
+    def replace_type_row(self, new: FieldDefinition) -> FieldDefinition:
+        """Swap this field's own-type row for `new`'s (same id, another type).
+
+        The common row keeps its id, so the schema change sees the same field
+        with another type. Call it inside the table's batch.
+        """
+        self.definition_type._base_manager.filter(pk=self.pk)._raw_delete(self._state.db)
+        FieldDefinition._base_manager.filter(pk=self.pk).update(
+            field_type=type(new)._meta.model_name
+        )
+        setattr(new, type(new)._meta.pk.attname, self.pk)
+        new.save_base(raw=True, force_insert=True)
+        return new
