@@ -255,6 +255,9 @@ def ms(seconds: float) -> str:
 def drop_scratch_database() -> None:
     from django.db import connection, connections
 
+    from mutant import locks
+
+    locks.close_lock_sessions()
     connections.close_all()
     name = connection.settings_dict["NAME"]
     if connection.vendor == "postgresql":

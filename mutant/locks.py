@@ -22,6 +22,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import select
 import threading
 import time
 from collections import OrderedDict
@@ -397,7 +398,27 @@ class PostgresLocks(LockBackend):
         return f"pg_{'' if wait else 'try_'}advisory_{scope}lock{mode}"
 
     def subscribe(self, keys: list[int], timeout: float) -> dict[int, int | None]:
-        return self._lock(keys, exclusive=False, timeout=timeout, read_versions=True)
+        versions: dict[int, int | None] = {}
+        session = None
+        if self.connection.get_autocommit():
+            # Outside a transaction the process's lock session serves, mostly
+            # without a round trip. Inside one, this connection's transaction
+            # locks do: they see its own uncommitted changes and last until it ends.
+            session = lock_session(self.connection)
+            versions = session.take(keys)
+            for key in versions:
+                self.modes[key] = (False, session)
+        rest = [key for key in keys if key not in versions]
+        if rest:
+            try:
+                versions.update(
+                    self._lock(rest, exclusive=False, timeout=timeout, read_versions=True)
+                )
+            except BaseException:
+                if session is not None and len(rest) < len(keys):
+                    self.release([key for key in keys if key not in rest])
+                raise
+        return versions
 
     def acquire(self, keys: list[int], *, exclusive: bool, timeout: float) -> None:
         self._lock(keys, exclusive=exclusive, timeout=timeout, read_versions=False)
@@ -433,10 +454,22 @@ class PostgresLocks(LockBackend):
                     self._unlock(cursor, taken, exclusive)
             finally:
                 cursor.close()
-        if session:
-            self._wait_in_session(keys, exclusive, timeout)
+        wait = self._wait_in_session if session else self._wait_in_transaction
+        if exclusive:
+            # Processes keep shared locks between subscriptions: ask them to let go.
+            try:
+                waiting = lock_session(connection)
+                waiting.want(keys)
+            except Exception:
+                # That session had died (and with it its locks): tell the others from a new one.
+                waiting = lock_session(connection)
+                waiting.want(keys)
+            try:
+                wait(keys, exclusive, timeout)
+            finally:
+                waiting.unwant(keys)
         else:
-            self._wait_in_transaction(keys, exclusive, timeout)
+            wait(keys, exclusive, timeout)
         for key in keys:
             self.modes[key] = (exclusive, owner)
         if not read_versions:
@@ -498,11 +531,16 @@ class PostgresLocks(LockBackend):
     def release(self, keys: list[int]) -> None:
         raw = self.connection.connection
         by_mode: dict[bool, list[int]] = {}
+        served: dict[LockSession, list[int]] = {}
         for key in keys:
             exclusive, owner = self.modes.pop(key)
+            if isinstance(owner, LockSession):
+                served.setdefault(owner, []).append(key)
             # Transaction locks go with the transaction; a closed session took its locks along.
-            if owner is not None and owner is raw:
+            elif owner is not None and owner is raw:
                 by_mode.setdefault(exclusive, []).append(key)
+        for session, taken in served.items():
+            session.leave(taken)
         if not by_mode:
             return
         cursor = raw.cursor()
@@ -536,6 +574,307 @@ class PostgresLocks(LockBackend):
             cursor.close()
 
 
+class LockSession:
+    """A process's own PostgreSQL session, holding shared locks for all its threads.
+
+    A subscription outside a transaction takes its shared lock here and, when
+    it ends, leaves it held ("parked") with the version read under it: as long
+    as the lock is held no schema change can happen, so the next subscription
+    to that table, from any thread of the process, is served from memory
+    without a round trip.
+
+    A modifier that finds a table locked asks every process to let go: it
+    sends a notification naming the tables on a channel all sessions listen
+    to, and repeats it while it waits. On hearing it, a session releases those
+    tables as soon as no thread of its process uses them and, for a moment,
+    keeps no lock on them between subscriptions; subscriptions that arrive
+    meanwhile wait on their own connection, queued behind the modifier like
+    any other. A thread of the session reads the socket while nothing else
+    does, so an idle process hears the request within milliseconds.
+
+    A session that dies (its server process was killed, the network went)
+    takes its locks with it; the process notices when the socket closes,
+    forgets everything held here and opens a new session on the next
+    subscription. Subscriptions running at that moment finish without a lock.
+    """
+
+    CHANNEL = "mutant_locks"
+    KEEP = 64  # tables held between subscriptions, least recently used let go first
+    COOLDOWN = 1.0  # seconds a table asked for is not kept between subscriptions
+    REPEAT = 0.25  # seconds between a waiting modifier's requests
+
+    def __init__(self, connection: BaseDatabaseWrapper):
+        self.alias = connection.alias
+        self._versions_sql = _versions_sql(connection)
+        params = connection.get_connection_params()
+        self.raw = connection.Database.connect(**params)
+        self.raw.autocommit = True
+        self.mutex = threading.RLock()
+        # key -> [version, users]; held by this session, least recently used first
+        self.held: OrderedDict[int, list[int]] = OrderedDict()
+        self.wanting: dict[int, int] = {}  # key -> modifiers of this process waiting for it
+        self.cooling: dict[int, float] = {}  # key -> when it may be kept between uses again
+        self.asked: set[int] = set()  # keys named by notifications not acted on yet
+        self.alive = True
+        self._repeated = 0.0
+        self.raw.add_notify_handler(self._heard)
+        statements = [f"LISTEN {self.CHANNEL}"]
+        if self.raw.info.server_version >= 140000:
+            # This session is idle by design: it must not be closed for that.
+            statements.append("SET idle_session_timeout = 0")
+        self.raw.execute("; ".join(statements))
+        self.pid = self.raw.info.backend_pid
+        self._wake_read, wake = os.pipe()
+        self._wake_write: int | None = wake
+        self.thread = threading.Thread(target=self._listen, name="mutant-lock-session", daemon=True)
+        self.thread.start()
+
+    # -- what the threads of this process call
+
+    def take(self, keys: list[int]) -> dict[int, int | None]:
+        """Share `keys` if this session can without waiting; their versions by key.
+
+        Keys left out are either asked for by a modifier or locked by one: the
+        caller waits for them on its own connection.
+        """
+        with self.mutex:
+            if not self.alive:
+                return {}
+            now = time.monotonic()
+            served: dict[int, int | None] = {}
+            missing = []
+            for key in keys:
+                entry = self.held.get(key)
+                if entry is not None:
+                    if not self._wanted(key, now):
+                        entry[1] += 1
+                        self.held.move_to_end(key)
+                        served[key] = entry[0]
+                elif not self.wanting.get(key):
+                    missing.append(key)
+            if missing:
+                try:
+                    served.update(self._try(missing))
+                except Exception:
+                    self._die()
+                    return {}
+            return served
+
+    def leave(self, keys: list[int]) -> None:
+        """A subscription to `keys` served here ended."""
+        with self.mutex:
+            if not self.alive:
+                return
+            now = time.monotonic()
+            for key in keys:
+                entry = self.held.get(key)
+                if entry is not None:
+                    entry[1] -= 1
+                    if not entry[1] and self._wanted(key, now):
+                        self.asked.add(key)
+            try:
+                self._settle()
+            except Exception:
+                self._die()
+
+    def want(self, keys: list[int]) -> None:
+        """A modifier of this process is about to wait for `keys`: tell every process."""
+        with self.mutex:
+            for key in keys:
+                self.wanting[key] = self.wanting.get(key, 0) + 1
+            self.asked.update(keys)
+            if self.alive:
+                try:
+                    self._settle(notify=keys)
+                except Exception:
+                    self._die()
+                    raise
+            self._wake()
+
+    def unwant(self, keys: list[int]) -> None:
+        with self.mutex:
+            for key in keys:
+                self.wanting[key] -= 1
+                if not self.wanting[key]:
+                    del self.wanting[key]
+
+    def close(self) -> None:
+        with self.mutex:
+            self.alive = False
+            self.held.clear()
+            self._wake()
+        self.thread.join(5)
+
+    # -- inside, with the mutex held
+
+    def _wanted(self, key: int, now: float) -> bool:
+        return bool(self.wanting.get(key)) or self.cooling.get(key, 0.0) > now
+
+    def _try(self, keys: list[int]) -> dict[int, int | None]:
+        """Take `keys` shared without waiting and read their versions, in one round trip."""
+        calls = ", ".join(
+            f"pg_try_advisory_lock_shared({PostgresLocks.NAMESPACE}, {PostgresLocks._objid(key)})"
+            for key in keys
+        )
+        cursor = self.raw.execute(f"SELECT {calls}; {self._versions_sql(keys)}")
+        granted = cursor.fetchone()
+        cursor.nextset()
+        versions = dict(cursor.fetchall())
+        served: dict[int, int | None] = {}
+        for key, ok in zip(keys, granted, strict=True):
+            if not ok:
+                continue
+            self.held[key] = [versions.get(key), 1]
+            if key in versions:
+                served[key] = versions[key]
+            else:
+                # Not a table (yet) as this session sees it: let the caller read it.
+                self.held[key][1] = 0
+                self.asked.add(key)
+        self._settle()
+        return served
+
+    def _settle(self, notify: Iterable[int] = ()) -> None:
+        """Release what was asked for and is unused, and the idle tables past KEEP."""
+        while True:
+            release = [key for key in self.asked if key in self.held and not self.held[key][1]]
+            idle = [key for key, (_, users) in self.held.items() if not users]
+            release += [key for key in idle[: max(0, len(self.held) - self.KEEP)]]
+            self.asked = {key for key in self.asked if key in self.held and key not in release}
+            statements = []
+            if release:
+                for key in release:
+                    self.held.pop(key, None)
+                statements.append(
+                    "SELECT "
+                    + ", ".join(
+                        f"pg_advisory_unlock_shared({PostgresLocks.NAMESPACE}, "
+                        f"{PostgresLocks._objid(key)})"
+                        for key in release
+                    )
+                )
+            if notify:
+                payload = ",".join(str(int(key)) for key in notify)
+                statements.append(f"SELECT pg_notify('{self.CHANNEL}', '{payload}')")
+                notify = ()
+            if not statements:
+                return
+            # Hearing more notifications while doing this goes round again.
+            self.raw.execute("; ".join(statements))
+
+    def _heard(self, notification) -> None:
+        """A notification arrived (called by psycopg, inside a statement of this session)."""
+        if notification.channel != self.CHANNEL or notification.pid == self.pid:
+            return
+        until = time.monotonic() + self.COOLDOWN
+        for word in notification.payload.split(","):
+            if word.isdigit():
+                key = int(word)
+                self.cooling[key] = until
+                if key in self.held:
+                    self.asked.add(key)
+
+    def _die(self) -> None:
+        if self.alive:
+            logger.warning(
+                "The lock session of this process was lost; the next subscription opens another"
+            )
+        self.alive = False
+        self.held.clear()
+        with _sessions_guard:
+            for name, session in list(_sessions.items()):
+                if session is self:
+                    del _sessions[name]
+        self._wake()
+
+    def _wake(self) -> None:
+        """Wake the listening thread (the pipe is closed only with the mutex held)."""
+        if self._wake_write is not None:
+            os.write(self._wake_write, b"w")
+
+    # -- the listening thread
+
+    def _listen(self) -> None:
+        socket = self.raw.pgconn.socket
+        poller = select.poll()
+        poller.register(socket, select.POLLIN)
+        poller.register(self._wake_read, select.POLLIN)
+        while True:
+            timeout = self.REPEAT if self.wanting else 5.0
+            ready = {fd for fd, _ in poller.poll(timeout * 1000)}
+            if self._wake_read in ready:
+                os.read(self._wake_read, 512)
+            with self.mutex:
+                if not self.alive:
+                    break
+                try:
+                    self._poll(socket in ready)
+                except Exception:
+                    self._die()
+                    break
+        with self.mutex:
+            wake, self._wake_write = self._wake_write, None
+            os.close(wake)
+            os.close(self._wake_read)
+        try:
+            self.raw.close()
+        except Exception:  # noqa: S110 - already broken
+            pass
+
+    def _poll(self, readable: bool) -> None:
+        if readable:
+            pgconn = self.raw.pgconn
+            pgconn.consume_input()  # raises once the server has gone
+            while (notification := pgconn.notifies()) is not None:
+                pgconn.notify_handler(notification)
+        now = time.monotonic()
+        notify: list[int] = []
+        if self.wanting and now - self._repeated >= self.REPEAT:
+            notify = sorted(self.wanting)
+            self._repeated = now
+        self.cooling = {key: until for key, until in self.cooling.items() if until > now}
+        self._settle(notify=notify)
+
+
+_sessions: dict[tuple[int, str, str], LockSession] = {}
+_sessions_guard = threading.Lock()
+_inherited: list[LockSession] = []
+
+
+def lock_session(connection: BaseDatabaseWrapper) -> LockSession:
+    """This process's lock session on `connection`'s database (opened on first use)."""
+    key = (os.getpid(), connection.alias, str(connection.settings_dict["NAME"]))
+    session = _sessions.get(key)
+    if session is not None and session.alive:
+        return session
+    with _sessions_guard:
+        session = _sessions.get(key)
+        if session is None or not session.alive:
+            session = _sessions[key] = LockSession(connection)
+    return session
+
+
+def close_lock_sessions() -> None:
+    """Close this process's lock sessions (before dropping a database, say)."""
+    with _sessions_guard:
+        sessions = [s for (pid, *_), s in _sessions.items() if pid == os.getpid()]
+        _sessions.clear()
+    for session in sessions:
+        session.close()
+
+
+def _after_fork() -> None:
+    # A child shares its parent's sockets: closing them, or letting them be
+    # collected, would end the parent's sessions. Keep them, unused.
+    global _sessions_guard
+    _inherited.extend(_sessions.values())
+    _sessions.clear()
+    _sessions_guard = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
 class FileLocks(LockBackend):
     """flock(2) on files beside a SQLite database: they hold across the processes of one host.
 
@@ -548,6 +887,11 @@ class FileLocks(LockBackend):
     process conflict like processes do, and the kernel drops the locks of a
     process that dies. Lock files are never deleted: a process holding an
     unlinked file would lock nothing that others can see.
+
+    The main lock file holds a counter that every modifier bumps as soon as
+    it holds the lock, before it changes anything. A subscriber that finds
+    the counter where it was when it last read the table's version knows the
+    version without asking the database.
     """
 
     KEEP_OPEN = 64  # definitions whose files a thread keeps open between uses
@@ -561,6 +905,32 @@ class FileLocks(LockBackend):
         self.files: OrderedDict[int, tuple[int, int]] = OrderedDict()
         # key -> whether this thread also holds the gate (a modifier)
         self.held: dict[int, bool] = {}
+        # key -> (the counter in its main lock file, the version read under it)
+        self.seen: dict[int, tuple[bytes, int]] = {}
+
+    def subscribe(self, keys: list[int], timeout: float) -> dict[int, int | None]:
+        self.acquire(keys, exclusive=False, timeout=timeout)
+        try:
+            versions: dict[int, int | None] = {}
+            # Inside a transaction the version read may be its own, not yet
+            # committed (or later rolled back): neither use nor keep a memory.
+            remember = self.connection.get_autocommit()
+            stamps = {key: os.pread(self.files[key][1], 8, 0) for key in keys}
+            for key, stamp in stamps.items():
+                seen = self.seen.get(key)
+                if remember and seen is not None and seen[0] == stamp:
+                    versions[key] = seen[1]
+            unknown = [key for key in keys if key not in versions]
+            if unknown:
+                read = self.read_versions(unknown)
+                for key in unknown:
+                    version = versions[key] = read.get(key)
+                    if remember and version is not None:
+                        self.seen[key] = (stamps[key], version)
+            return versions
+        except BaseException:
+            self.release(keys)
+            raise
 
     def _files(self, key: int) -> tuple[int, int]:
         if self.pid != os.getpid():
@@ -599,6 +969,8 @@ class FileLocks(LockBackend):
                 except BaseException:
                     fcntl.flock(gate, fcntl.LOCK_UN)
                     raise
+                if exclusive:
+                    _bump(main)
                 if not exclusive:
                     fcntl.flock(gate, fcntl.LOCK_UN)
                 self.held[key] = exclusive
@@ -622,6 +994,12 @@ class FileLocks(LockBackend):
             fcntl.flock(main, fcntl.LOCK_SH)
             fcntl.flock(gate, fcntl.LOCK_UN)
             self.held[key] = False
+
+
+def _bump(fd: int) -> None:
+    """Add one to the counter in lock file `fd` (8 bytes; an empty file counts 0)."""
+    count = int.from_bytes(os.pread(fd, 8, 0) or b"\0", "little")
+    os.pwrite(fd, ((count + 1) % 2**64).to_bytes(8, "little"), 0)
 
 
 def _flock(fd: int, operation: int, deadline: float) -> None:

@@ -7,7 +7,7 @@ import os
 import pytest
 from django.db import connection
 
-from mutant import classes
+from mutant import classes, locks
 
 
 def drop_user_tables() -> None:
@@ -23,6 +23,13 @@ def drop_user_tables() -> None:
         for name in names:
             suffix = " CASCADE" if connection.vendor == "postgresql" else ""
             cursor.execute(f"DROP TABLE IF EXISTS {connection.ops.quote_name(name)}{suffix}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def lock_sessions(django_db_setup):
+    """Closes this process's lock sessions before the test database is dropped."""
+    yield
+    locks.close_lock_sessions()
 
 
 @pytest.fixture

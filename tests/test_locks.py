@@ -428,6 +428,152 @@ def test_two_subscribers_that_both_change_their_table_both_finish(workers, where
     assert {"f0", "f1"} <= set(columns(md.db_table))
 
 
+# -- remembering between subscriptions ------------------------------------------------------
+
+pg_only = pytest.mark.skipif("connection.vendor != 'postgresql'")
+
+
+class CountingConnection:
+    """Stands in for the lock session's connection and counts the statements sent."""
+
+    def __init__(self, raw):
+        self.raw = raw
+        self.statements: list[str] = []
+
+    def execute(self, sql, *args, **kwargs):
+        self.statements.append(sql)
+        return self.raw.execute(sql, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.raw, name)
+
+
+def shared_holders(pk: int) -> set[int]:
+    """Backend pids holding definition `pk` shared, from pg_locks."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND mode = 'ShareLock' AND classid = %s AND objid = %s AND objsubid = 2",
+            [locks.PostgresLocks.NAMESPACE, pk],
+        )
+        return {pid for (pid,) in cursor.fetchall()}
+
+
+def test_subscribing_again_to_an_unchanged_table_asks_the_database_nothing(monkeypatch):
+    from django.test.utils import CaptureQueriesContext
+
+    md = make_table()
+    with md.subscribe():
+        pass
+    sent = None
+    if connection.vendor == "postgresql":
+        session = locks.lock_session(connection)
+        sent = CountingConnection(session.raw)
+        monkeypatch.setattr(session, "raw", sent)
+    with CaptureQueriesContext(connection) as queries:
+        with md.subscribe() as Penguin:
+            assert field_names(Penguin) == ["id", "species"]
+            assert locks.held(md.pk) == "shared"
+        assert locks.held(md.pk) is None
+    assert len(queries) == 0
+    if sent is not None:
+        assert sent.statements == []
+
+
+def test_a_change_made_elsewhere_is_seen_by_the_next_subscription_here(workers):
+    md = make_table()
+    with md.subscribe() as Penguin:
+        assert field_names(Penguin) == ["id", "species"]
+    changer = workers(md, MUTANT_LOCK_TIMEOUT=str(PATIENCE))
+    changer.run(
+        "CharFieldDefinition.objects.create(model_def=md, name='age', max_length=5, null=True)"
+    )
+    with md.subscribe() as Penguin:
+        assert field_names(Penguin) == ["id", "species", "age"]
+        Penguin.objects.create(species="Adelie", age="3")
+    changer.run("CharFieldDefinition.objects.get(model_def=md, name='age').delete()")
+    with md.subscribe() as Penguin:
+        assert field_names(Penguin) == ["id", "species"]
+        assert Penguin.objects.get().species == "Adelie"
+
+
+@pg_only
+def test_an_idle_process_keeps_its_lock_between_subscriptions_and_lets_a_modifier_in(
+    workers, settings
+):
+    md = make_table()
+    reader = workers(md)
+    pid = reader.run(
+        "from django.db import connection\n"
+        "with md.subscribe() as Model: pass\n"
+        "result = locks.lock_session(connection).pid"
+    )
+    # The reader is idle; its process still holds the table shared.
+    assert pid in shared_holders(md.pk)
+    settings.MUTANT_LOCK_TIMEOUT = PATIENCE
+    CharFieldDefinition.objects.create(model_def=md, name="age", max_length=5, null=True)
+    assert "age" in columns(md.db_table)
+    assert reader.run(
+        "with md.subscribe() as Model: result = [f.name for f in Model._meta.fields]"
+    ) == ["id", "species", "age"]
+
+
+@pg_only
+def test_a_process_whose_lock_session_is_killed_forgets_what_it_held(workers):
+    md = make_table()
+    with md.subscribe():
+        pass
+    session = locks.lock_session(connection)
+    assert session.pid in shared_holders(md.pk)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [session.pid])
+    deadline = time.monotonic() + PATIENCE
+    while session.alive and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not session.alive
+    # Nothing holds the table now: a change elsewhere goes through at once.
+    workers(md).run(
+        "CharFieldDefinition.objects.create(model_def=md, name='age', max_length=5, null=True)",
+    )
+    with md.subscribe() as Penguin:
+        assert field_names(Penguin) == ["id", "species", "age"]
+    assert locks.lock_session(connection) is not session
+    assert locks.lock_session(connection).pid in shared_holders(md.pk)
+
+
+@pg_only
+def test_a_process_keeps_only_its_most_recently_used_tables_locked(monkeypatch):
+    monkeypatch.setattr(locks.LockSession, "KEEP", 2)
+    tables = [make_table(name) for name in ("Penguin", "Puffin", "Gannet")]
+    session = locks.lock_session(connection)
+    for md in tables:
+        with md.subscribe():
+            pass
+    assert [session.pid in shared_holders(md.pk) for md in tables] == [False, True, True]
+    with tables[1].subscribe():
+        with tables[0].subscribe():
+            pass
+    assert [session.pid in shared_holders(md.pk) for md in tables] == [True, True, False]
+
+
+@pg_only
+def test_a_forked_child_leaves_its_parents_lock_session_alone():
+    md = make_table()
+    with md.subscribe():
+        pass
+    session = locks.lock_session(connection)
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through its exit status
+        # Kept, unused: closing or collecting it would end the parent's session.
+        os._exit(0 if not locks._sessions and session in locks._inherited else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    time.sleep(0.1)
+    assert session.alive
+    assert session.pid in shared_holders(md.pk)
+    assert session.raw.execute("SELECT 1").fetchone() == (1,)
+
+
 # -- the stress test ---------------------------------------------------------------------
 
 
