@@ -1,8 +1,9 @@
 """Model classes built from definitions, cached per process under the version.
 
 A class is never trusted beyond the version it was built for: every lookup
-reads the definition's version from the database (one indexed query) and
-rebuilds when another process has changed the table since.
+reads the definition's version from the database (one indexed query, none
+inside a subscription to the table, which knows it) and rebuilds when another
+process has changed the table since.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import threading
 from django.apps import apps
 from django.db import DEFAULT_DB_ALIAS, connections, models
 
-from mutant import graph
+from mutant import graph, locks
 from mutant.models.definitions import APP_LABEL, ModelDefinition
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,10 @@ def for_definition(pk: int, version: int | None = None) -> type[models.Model]:
 
 def current_version(pk: int, using: str = DEFAULT_DB_ALIAS) -> int | None:
     """The table's version as committed (or as this transaction sees it)."""
+    # Known without asking while this thread subscribes to the table.
+    version = locks.held_version(pk, using=using)
+    if version is not None:
+        return version
     # Plain SQL: this runs before every use of a table, and the ORM's query
     # compilation would cost more than the query itself.
     connection = connections[using]

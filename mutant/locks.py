@@ -307,6 +307,14 @@ def held(pk: int, *, using: str = DEFAULT_DB_ALIAS) -> str | None:
     return _registry(using).held(pk)
 
 
+def held_version(pk: int, *, using: str = DEFAULT_DB_ALIAS) -> int | None:
+    """Definition `pk`'s version if this thread subscribes to it (it cannot change), else None."""
+    hold = _registry(using).holds.get(pk)
+    if hold is None or hold.lost or hold.exclusive:
+        return None
+    return hold.version
+
+
 # -- backends -----------------------------------------------------------------------
 
 

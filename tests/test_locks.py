@@ -480,6 +480,21 @@ def test_subscribing_again_to_an_unchanged_table_asks_the_database_nothing(monke
         assert sent.statements == []
 
 
+def test_inside_a_subscription_the_tables_class_is_known_without_asking():
+    from django.test.utils import CaptureQueriesContext
+
+    md = make_table()
+    with md.subscribe() as Penguin:
+        with CaptureQueriesContext(connection) as queries:
+            assert md.model_class() is Penguin
+        assert len(queries) == 0
+        with md.modify():
+            CharFieldDefinition.objects.create(model_def=md, name="age", max_length=5, null=True)
+        # Changed by this thread: read again.
+        assert field_names(md.model_class()) == ["id", "species", "age"]
+    assert field_names(md.model_class()) == ["id", "species", "age"]
+
+
 def test_a_change_made_elsewhere_is_seen_by_the_next_subscription_here(workers):
     md = make_table()
     with md.subscribe() as Penguin:
