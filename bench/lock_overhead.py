@@ -257,7 +257,7 @@ def drop_scratch_database() -> None:
 
     from mutant import locks
 
-    locks.close_lock_sessions()
+    locks.reset()
     connections.close_all()
     name = connection.settings_dict["NAME"]
     if connection.vendor == "postgresql":

@@ -280,17 +280,15 @@ class _Registry:
         return "exclusive" if hold.exclusive else "shared"
 
 
-_local = threading.local()
-
-
 def _registry(using: str) -> _Registry:
     connection = connections[using]
-    # The name is part of the key: a test run swaps the database under the alias.
-    key = (using, str(connection.settings_dict["NAME"]))
-    registries = getattr(_local, "registries", None)
-    if registries is None:
-        registries = _local.registries = {}
-    registry = registries.get(key)
+    # Kept on the connection object, which Django gives each thread (and each
+    # async context) of its own: a registry's backend must lock through the
+    # very connection its caller uses. The name is part of the key: a test run
+    # swaps the database under the alias.
+    name = str(connection.settings_dict["NAME"])
+    registries = connection.__dict__.setdefault("_mutant_lock_registries", {})
+    registry = registries.get(name)
     if registry is None:
         try:
             factory = BACKENDS[connection.vendor]
@@ -298,7 +296,7 @@ def _registry(using: str) -> _Registry:
             raise NotImplementedError(
                 f"Mutant has no lock backend for {connection.vendor} databases."
             ) from None
-        registry = registries[key] = _Registry(factory(connection))
+        registry = registries[name] = _Registry(factory(connection))
     return registry
 
 
@@ -862,13 +860,19 @@ def lock_session(connection: BaseDatabaseWrapper) -> LockSession:
     return session
 
 
-def close_lock_sessions() -> None:
-    """Close this process's lock sessions (before dropping a database, say)."""
+def reset() -> None:
+    """Forget what this process keeps between subscriptions: locks and versions.
+
+    For when definitions were changed behind the engine's back (a flush, raw
+    SQL, a test dropping tables) and before dropping a database. Subscriptions
+    must not be running.
+    """
     with _sessions_guard:
         sessions = [s for (pid, *_), s in _sessions.items() if pid == os.getpid()]
         _sessions.clear()
     for session in sessions:
         session.close()
+    _seen.clear()
 
 
 def _after_fork() -> None:
@@ -913,8 +917,13 @@ class FileLocks(LockBackend):
         self.files: OrderedDict[int, tuple[int, int]] = OrderedDict()
         # key -> whether this thread also holds the gate (a modifier)
         self.held: dict[int, bool] = {}
-        # key -> (the counter in its main lock file, the version read under it)
-        self.seen: dict[int, tuple[bytes, int]] = {}
+        self.name = str(directory)
+
+    def __del__(self) -> None:
+        # The connection (a thread's, a context's) is gone: so are its locks.
+        for files in self.files.values():
+            for fd in files:
+                os.close(fd)
 
     def subscribe(self, keys: list[int], timeout: float) -> dict[int, int | None]:
         self.acquire(keys, exclusive=False, timeout=timeout)
@@ -925,7 +934,7 @@ class FileLocks(LockBackend):
             remember = self.connection.get_autocommit()
             stamps = {key: os.pread(self.files[key][1], 8, 0) for key in keys}
             for key, stamp in stamps.items():
-                seen = self.seen.get(key)
+                seen = _seen.get((self.name, key))
                 if remember and seen is not None and seen[0] == stamp:
                     versions[key] = seen[1]
             unknown = [key for key in keys if key not in versions]
@@ -934,7 +943,7 @@ class FileLocks(LockBackend):
                 for key in unknown:
                     version = versions[key] = read.get(key)
                     if remember and version is not None:
-                        self.seen[key] = (stamps[key], version)
+                        _seen[self.name, key] = (stamps[key], version)
             return versions
         except BaseException:
             self.release(keys)
@@ -1002,6 +1011,10 @@ class FileLocks(LockBackend):
             fcntl.flock(main, fcntl.LOCK_SH)
             fcntl.flock(gate, fcntl.LOCK_UN)
             self.held[key] = False
+
+
+# (lock directory, key) -> (the counter in its main lock file, the version read under it)
+_seen: dict[tuple[str, int], tuple[bytes, int]] = {}
 
 
 def _bump(fd: int) -> None:

@@ -14,6 +14,8 @@ def drop_user_tables() -> None:
     """Drop every user table left in the test database and forget its class."""
 
     classes.forget_all()
+    # Flushes reuse definition pks: nothing remembered about the old ones may last.
+    locks.reset()
     with connection.constraint_checks_disabled(), connection.cursor() as cursor:
         names = [
             name
@@ -29,7 +31,7 @@ def drop_user_tables() -> None:
 def lock_sessions(django_db_setup):
     """Closes this process's lock sessions before the test database is dropped."""
     yield
-    locks.close_lock_sessions()
+    locks.reset()
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, transaction
 from django.http import HttpResponse, StreamingHttpResponse
 from django.urls import include, path
 
@@ -745,33 +745,24 @@ def test_a_streaming_response_holds_the_subscription_until_it_is_closed(client):
     assert locks.held(md.pk) is None
 
 
-@pytest.mark.skipif("connection.vendor != 'postgresql'")
-def test_a_subscription_inside_a_transaction_lasts_until_the_transaction_ends():
+@pg_only
+def test_a_subscription_inside_a_transaction_lasts_until_the_transaction_ends(workers):
     """A session lock could not be released from a failed transaction: inside
     one, PostgreSQL's lock is the transaction's, whatever happens in it."""
     md = make_table()
-    other = connections.create_connection(DEFAULT_DB_ALIAS)
-
-    def a_modifier_could_lock() -> bool:
-        with other.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_try_advisory_lock(%s, %s)", [locks.PostgresLocks.NAMESPACE, md.pk]
-            )
-            granted = cursor.fetchone()[0]
-            if granted:
-                cursor.execute(
-                    "SELECT pg_advisory_unlock(%s, %s)", [locks.PostgresLocks.NAMESPACE, md.pk]
-                )
-            return granted
-
-    try:
-        with pytest.raises(DatabaseError), transaction.atomic():
-            with md.subscribe() as Penguin:
-                Penguin.objects.create(species="Adelie")
-            assert locks.held(md.pk) is None
-            assert not a_modifier_could_lock()
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT 1 / 0")  # the transaction fails
-        assert a_modifier_could_lock()
-    finally:
-        other.close()
+    modifier = workers(md, where="thread")
+    could_modify = """
+try:
+    with md.modify(timeout=0.3):
+        result = True
+except DefinitionBusy:
+    result = False
+"""
+    with pytest.raises(DatabaseError), transaction.atomic():
+        with md.subscribe() as Penguin:
+            Penguin.objects.create(species="Adelie")
+        assert locks.held(md.pk) is None
+        assert modifier.run(could_modify) is False
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 / 0")  # the transaction fails
+    assert modifier.run(could_modify) is True
