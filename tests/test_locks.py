@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
 from django.http import HttpResponse, StreamingHttpResponse
 from django.urls import include, path
 
@@ -428,6 +428,14 @@ def test_two_subscribers_that_both_change_their_table_both_finish(workers, where
     assert {"f0", "f1"} <= set(columns(md.db_table))
 
 
+COULD_MODIFY = """
+try:
+    with md.modify(timeout=0.3):
+        result = True
+except DefinitionBusy:
+    result = False
+"""
+
 # -- remembering between subscriptions ------------------------------------------------------
 
 pg_only = pytest.mark.skipif("connection.vendor != 'postgresql'")
@@ -751,18 +759,54 @@ def test_a_subscription_inside_a_transaction_lasts_until_the_transaction_ends(wo
     one, PostgreSQL's lock is the transaction's, whatever happens in it."""
     md = make_table()
     modifier = workers(md, where="thread")
-    could_modify = """
-try:
-    with md.modify(timeout=0.3):
-        result = True
-except DefinitionBusy:
-    result = False
-"""
     with pytest.raises(DatabaseError), transaction.atomic():
         with md.subscribe() as Penguin:
             Penguin.objects.create(species="Adelie")
         assert locks.held(md.pk) is None
-        assert modifier.run(could_modify) is False
+        assert modifier.run(COULD_MODIFY) is False
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1 / 0")  # the transaction fails
-    assert modifier.run(could_modify) is True
+    assert modifier.run(COULD_MODIFY) is True
+
+
+@pg_only
+def test_each_connection_object_locks_through_itself(workers):
+    """Django gives each async context its own connection object, even on one
+    thread: a subscription must lock through the one its caller uses."""
+    md = make_table()
+    modifier = workers(md, where="thread")
+    inside, done = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def subscriber() -> None:
+        try:
+            mine = connections[DEFAULT_DB_ALIAS]
+            other = connections[DEFAULT_DB_ALIAS] = connections.create_connection(DEFAULT_DB_ALIAS)
+            try:
+                with md.subscribe():  # through the other object, in autocommit
+                    pass
+            finally:
+                connections[DEFAULT_DB_ALIAS] = mine
+                other.close()
+            with transaction.atomic():
+                with md.subscribe():
+                    pass
+                inside.set()
+                done.wait(PATIENCE)
+        except BaseException as error:
+            errors.append(error)
+            inside.set()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=subscriber)
+    thread.start()
+    try:
+        assert inside.wait(PATIENCE)
+        # Held until the transaction of the thread's own connection ends.
+        assert modifier.run(COULD_MODIFY) is False
+    finally:
+        done.set()
+        thread.join(PATIENCE)
+    assert not errors
+    assert modifier.run(COULD_MODIFY) is True
