@@ -147,23 +147,44 @@ def definition_keys(definition: ModelDefinition) -> list[int]:
     return [definition.pk] if definition.pk else []
 
 
-@contextmanager
-def subscription(
-    definition: ModelDefinition, *, timeout: float | None = None
-) -> Iterator[type[Model]]:
-    """`with md.subscribe() as Model:` the table's class, fresh, held until the block ends."""
-    from mutant import classes
+class Subscription:
+    """`with md.subscribe() as Model:` the table's class, fresh, held until the block ends.
 
-    if not definition.pk:
-        raise ValueError("Save the table definition before subscribing to it.")
-    using = definition._state.db or DEFAULT_DB_ALIAS
-    with subscribe(definition_keys(definition), using=using, timeout=timeout) as lock:
-        version = lock.versions.get(definition.pk)
-        if version is None:
-            classes.forget(definition.pk)
-            raise type(definition).DoesNotExist(f"No table definition with id {definition.pk}.")
-        definition.version = version
-        yield classes.for_definition(definition.pk, version)
+    A class rather than a generator: it runs before every use of a table.
+    """
+
+    __slots__ = ("definition", "timeout", "lock")
+
+    def __init__(self, definition: ModelDefinition, *, timeout: float | None = None):
+        if not definition.pk:
+            raise ValueError("Save the table definition before subscribing to it.")
+        self.definition = definition
+        self.timeout = timeout
+        self.lock: TableLock | None = None
+
+    def __enter__(self) -> type[Model]:
+        from mutant import classes
+
+        definition = self.definition
+        using = definition._state.db or DEFAULT_DB_ALIAS
+        lock = subscribe(definition_keys(definition), using=using, timeout=self.timeout)
+        lock.__enter__()
+        try:
+            version = lock.versions.get(definition.pk)
+            if version is None:
+                classes.forget(definition.pk)
+                raise type(definition).DoesNotExist(f"No table definition with id {definition.pk}.")
+            definition.version = version
+            model = classes.for_definition(definition.pk, version)
+        except BaseException as error:
+            lock.__exit__(type(error), error, error.__traceback__)
+            raise
+        self.lock = lock
+        return model
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        lock, self.lock = self.lock, None
+        return lock.__exit__(exc_type, exc, tb) if lock is not None else False
 
 
 @contextmanager
@@ -363,6 +384,17 @@ class LockBackend:
             cursor.close()
 
 
+def _autocommit(connection: BaseDatabaseWrapper) -> bool:
+    """Whether `connection` is outside any transaction (connecting it if need be).
+
+    get_autocommit() without its async-safety check, which costs more than
+    the rest of a subscription served from memory.
+    """
+    if connection.connection is None:
+        connection.ensure_connection()
+    return connection.autocommit
+
+
 def _versions_sql(connection: BaseDatabaseWrapper) -> Callable[[list[int]], str]:
     """The query reading definitions' versions, as a function of their pks.
 
@@ -412,7 +444,7 @@ class PostgresLocks(LockBackend):
     def subscribe(self, keys: list[int], timeout: float) -> dict[int, int | None]:
         versions: dict[int, int | None] = {}
         session = None
-        if self.connection.get_autocommit():
+        if _autocommit(self.connection):
             # Outside a transaction the process's lock session serves, mostly
             # without a round trip. Inside one, this connection's transaction
             # locks do: they see its own uncommitted changes and last until it ends.
@@ -937,7 +969,7 @@ class FileLocks(LockBackend):
             versions: dict[int, int | None] = {}
             # Inside a transaction the version read may be its own, not yet
             # committed (or later rolled back): neither use nor keep a memory.
-            remember = self.connection.get_autocommit()
+            remember = _autocommit(self.connection)
             stamps = {key: os.pread(self.files[key][1], 8, 0) for key in keys}
             for key, stamp in stamps.items():
                 seen = _seen.get((self.name, key))

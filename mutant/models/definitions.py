@@ -341,7 +341,7 @@ class ModelDefinition(models.Model):
         class and keeps schema changes out until the block ends."""
         from mutant import locks
 
-        return locks.subscription(self, timeout=timeout)
+        return locks.Subscription(self, timeout=timeout)
 
     def modify(self, *, timeout: float | None = None) -> AbstractContextManager[ModelDefinition]:
         """Hold this table alone: `with md.modify():` groups changes under one lock."""
