@@ -449,6 +449,7 @@ class PostgresLocks(LockBackend):
             # without a round trip. Inside one, this connection's transaction
             # locks do: they see its own uncommitted changes and last until it ends.
             session = lock_session(self.connection)
+        if session is not None:
             versions = session.take(keys)
             for key in versions:
                 self.modes[key] = (False, session)
@@ -500,18 +501,12 @@ class PostgresLocks(LockBackend):
                 cursor.close()
         wait = self._wait_in_session if session else self._wait_in_transaction
         if exclusive:
-            # Processes keep shared locks between subscriptions: ask them to let go.
-            try:
-                waiting = lock_session(connection)
-                waiting.want(keys)
-            except Exception:
-                # That session had died (and with it its locks): tell the others from a new one.
-                waiting = lock_session(connection)
-                waiting.want(keys)
+            waiting = self._ask_to_let_go(keys)
             try:
                 wait(keys, exclusive, timeout)
             finally:
-                waiting.unwant(keys)
+                if waiting is not None:
+                    waiting.unwant(keys)
         else:
             wait(keys, exclusive, timeout)
         for key in keys:
@@ -523,6 +518,31 @@ class PostgresLocks(LockBackend):
         except BaseException:
             self.release(keys)
             raise
+
+    def _ask_to_let_go(self, keys: list[int]) -> LockSession | None:
+        """Processes keep shared locks between subscriptions: ask them for `keys`.
+
+        Through this process's lock session, which repeats the request while
+        the returned session is wanting them (until unwant()).
+        """
+        for _attempt in range(2):
+            session = lock_session(self.connection)
+            if session is None:
+                break
+            try:
+                session.want(keys)
+                return session
+            except Exception:  # noqa: S112 - it died, with its locks: try a new one
+                continue
+        if _autocommit(self.connection):
+            # No session: outside a transaction a notification leaves at once.
+            payload = ",".join(str(int(key)) for key in keys)
+            cursor = self.connection.connection.cursor()
+            try:
+                cursor.execute(f"SELECT pg_notify('{LockSession.CHANNEL}', '{payload}')")
+            finally:
+                cursor.close()
+        return None
 
     def _wait_in_session(self, keys: list[int], exclusive: bool, timeout: float) -> None:
         function = self._function(exclusive, session=True, wait=True)
@@ -650,9 +670,6 @@ class LockSession:
     def __init__(self, connection: BaseDatabaseWrapper):
         self.alias = connection.alias
         self._versions_sql = _versions_sql(connection)
-        params = connection.get_connection_params()
-        self.raw = connection.Database.connect(**params)
-        self.raw.autocommit = True
         self.mutex = threading.RLock()
         # key -> [version, users]; held by this session, least recently used first
         self.held: OrderedDict[int, list[int]] = OrderedDict()
@@ -661,6 +678,16 @@ class LockSession:
         self.asked: set[int] = set()  # keys named by notifications not acted on yet
         self.alive = True
         self._repeated = 0.0
+        self.raw = connection.Database.connect(**connection.get_connection_params())
+        try:
+            self._start()
+        except BaseException:
+            self.raw.close()
+            raise
+
+    def _start(self) -> None:
+        """Listen on the channel, then start the thread that hears it."""
+        self.raw.autocommit = True
         self.raw.add_notify_handler(self._heard)
         statements = [f"LISTEN {self.CHANNEL}"]
         if self.raw.info.server_version >= 140000:
@@ -885,16 +912,38 @@ _sessions_guard = threading.Lock()
 _inherited: list[LockSession] = []
 
 
-def lock_session(connection: BaseDatabaseWrapper) -> LockSession:
-    """This process's lock session on `connection`'s database (opened on first use)."""
+RETRY_SESSION = 5.0
+"""Seconds before trying again to open a lock session the server refused."""
+_refused: dict[tuple[int, str, str], float] = {}
+
+
+def lock_session(connection: BaseDatabaseWrapper) -> LockSession | None:
+    """This process's lock session on `connection`'s database (opened on first use).
+
+    None while the server refuses it (too many connections, say): callers
+    then lock through their own connection, as they would in a transaction.
+    """
     key = (os.getpid(), connection.alias, str(connection.settings_dict["NAME"]))
     session = _sessions.get(key)
     if session is not None and session.alive:
         return session
+    if _refused.get(key, 0.0) > time.monotonic():
+        return None
     with _sessions_guard:
         session = _sessions.get(key)
         if session is None or not session.alive:
-            session = _sessions[key] = LockSession(connection)
+            try:
+                session = LockSession(connection)
+            except Exception as error:
+                logger.warning(
+                    "Could not open this process's lock session (%s); subscriptions lock"
+                    " through their own connections for %s s",
+                    error,
+                    RETRY_SESSION,
+                )
+                _refused[key] = time.monotonic() + RETRY_SESSION
+                return None
+            _sessions[key] = session
     return session
 
 
@@ -910,6 +959,7 @@ def reset() -> None:
         _sessions.clear()
     for session in sessions:
         session.close()
+    _refused.clear()
     _seen.clear()
 
 

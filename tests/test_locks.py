@@ -580,6 +580,29 @@ def test_a_process_keeps_only_its_most_recently_used_tables_locked(monkeypatch):
 
 
 @pg_only
+def test_without_a_lock_session_subscriptions_lock_through_their_own_connection(
+    monkeypatch, workers
+):
+    import psycopg
+
+    def refuse(self, connection):
+        raise psycopg.OperationalError("sorry, too many clients already")
+
+    md = make_table()
+    locks.reset()
+    monkeypatch.setattr(locks.LockSession, "__init__", refuse)
+    modifier = workers(md)
+    with md.subscribe() as Penguin:
+        assert field_names(Penguin) == ["id", "species"]
+        assert modifier.run(COULD_MODIFY) is False
+    assert modifier.run(COULD_MODIFY) is True
+    assert locks.lock_session(connection) is None
+    CharFieldDefinition.objects.create(model_def=md, name="age", max_length=5, null=True)
+    with md.subscribe() as Penguin:
+        assert field_names(Penguin) == ["id", "species", "age"]
+
+
+@pg_only
 def test_a_forked_child_leaves_its_parents_lock_session_alone():
     md = make_table()
     with md.subscribe():
