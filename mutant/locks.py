@@ -432,8 +432,10 @@ class PostgresLocks(LockBackend):
     def _objid(key: int) -> int:
         return (key + 2**31) % 2**32 - 2**31
 
-    def _call(self, function: str, keys: list[int]) -> str:
-        return ", ".join(f"{function}({self.NAMESPACE}, {self._objid(key)})" for key in keys)
+    @classmethod
+    def _call(cls, function: str, keys: list[int]) -> str:
+        """`function` called on each of `keys`, as the list of a SELECT."""
+        return ", ".join(f"{function}({cls.NAMESPACE}, {cls._objid(key)})" for key in keys)
 
     @staticmethod
     def _function(exclusive: bool, session: bool, wait: bool) -> str:
@@ -783,10 +785,7 @@ class LockSession:
 
     def _try(self, keys: list[int]) -> dict[int, int | None]:
         """Take `keys` shared without waiting and read their versions, in one round trip."""
-        calls = ", ".join(
-            f"pg_try_advisory_lock_shared({PostgresLocks.NAMESPACE}, {PostgresLocks._objid(key)})"
-            for key in keys
-        )
+        calls = PostgresLocks._call("pg_try_advisory_lock_shared", keys)
         cursor = self.raw.execute(f"SELECT {calls}; {self._versions_sql(keys)}")
         granted = cursor.fetchone()
         cursor.nextset()
@@ -817,12 +816,7 @@ class LockSession:
                 for key in release:
                     self.held.pop(key, None)
                 statements.append(
-                    "SELECT "
-                    + ", ".join(
-                        f"pg_advisory_unlock_shared({PostgresLocks.NAMESPACE}, "
-                        f"{PostgresLocks._objid(key)})"
-                        for key in release
-                    )
+                    "SELECT " + PostgresLocks._call("pg_advisory_unlock_shared", release)
                 )
             if notify:
                 payload = ",".join(str(int(key)) for key in notify)
