@@ -538,10 +538,9 @@ class PostgresLocks(LockBackend):
                 continue
         if _autocommit(self.connection):
             # No session: outside a transaction a notification leaves at once.
-            payload = ",".join(str(int(key)) for key in keys)
             cursor = self.connection.connection.cursor()
             try:
-                cursor.execute(f"SELECT pg_notify('{LockSession.CHANNEL}', '{payload}')")
+                cursor.execute(LockSession.request_sql(keys))
             finally:
                 cursor.close()
         return None
@@ -702,6 +701,12 @@ class LockSession:
         self.thread = threading.Thread(target=self._listen, name="mutant-lock-session", daemon=True)
         self.thread.start()
 
+    @classmethod
+    def request_sql(cls, keys: Iterable[int]) -> str:
+        """The notification asking every process to let go of `keys`."""
+        payload = ",".join(str(int(key)) for key in keys)
+        return f"SELECT pg_notify('{cls.CHANNEL}', '{payload}')"
+
     # -- what the threads of this process call
 
     def take(self, keys: list[int]) -> dict[int, int | None]:
@@ -819,8 +824,7 @@ class LockSession:
                     "SELECT " + PostgresLocks._call("pg_advisory_unlock_shared", release)
                 )
             if notify:
-                payload = ",".join(str(int(key)) for key in notify)
-                statements.append(f"SELECT pg_notify('{self.CHANNEL}', '{payload}')")
+                statements.append(self.request_sql(notify))
                 notify = ()
             if not statements:
                 return
