@@ -4,16 +4,18 @@
 of Python code read from stdin in one namespace and answers with one JSON
 line: {"result": the variable `result`} or {"error": a traceback}.
 
-`python tests/lock_worker.py writer PK NAME STOP_FILE` inserts, reads back and
-updates rows of table PK through subscribe() until STOP_FILE exists, then
-prints what it wrote. `python tests/lock_worker.py changer PK CHANGES STOP_FILE`
-makes CHANGES schema changes to table PK, then creates STOP_FILE.
+`python tests/lock_worker.py writer PK NAME STOP_FILE [THREADS]` inserts, reads
+back and updates rows of table PK through subscribe(), from THREADS threads
+(1), until STOP_FILE exists, then prints what it wrote.
+`python tests/lock_worker.py changer PK CHANGES STOP_FILE` makes CHANGES schema
+changes to table PK, then creates STOP_FILE.
 """
 
 import json
 import os
 import random
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -25,7 +27,14 @@ import django  # noqa: E402
 
 django.setup()
 
+from django.db import connection  # noqa: E402
+
+from mutant import locks  # noqa: E402
 from mutant.models import CharFieldDefinition, ModelDefinition  # noqa: E402
+
+# How long the lock session keeps a table it was asked for unkept; shorter in
+# the stress test, so that subscriptions between changes come from memory.
+locks.LockSession.COOLDOWN = float(os.environ.get("LOCK_SESSION_COOLDOWN", "1.0"))
 
 
 def serve() -> None:
@@ -41,7 +50,30 @@ def serve() -> None:
         print(json.dumps(answer, default=repr), flush=True)
 
 
-def writer(pk: int, name: str, stop_file: str) -> None:
+def writer(pk: int, name: str, stop_file: str, threads: int = 1) -> None:
+    """Write as below from `threads` threads, which share the process's lock session."""
+    reports: list[dict] = []
+
+    def run(n: int) -> None:
+        try:
+            reports.append(write(pk, f"{name}.{n}", stop_file))
+        finally:
+            connection.close()
+
+    started = [threading.Thread(target=run, args=(n,)) for n in range(threads)]
+    for thread in started:
+        thread.start()
+    for thread in started:
+        thread.join()
+    report = {
+        "iterations": min(r["iterations"] for r in reports),
+        "errors": [error for r in reports for error in r["errors"]],
+        "written": {token: values for r in reports for token, values in r["written"].items()},
+    }
+    print(json.dumps(report), flush=True)
+
+
+def write(pk: int, name: str, stop_file: str) -> dict:
     """Insert, read back and update rows through subscribe() while the schema changes.
 
     Fields are recorded by definition pk, so a value written under one name
@@ -76,7 +108,7 @@ def writer(pk: int, name: str, stop_file: str) -> None:
                     written[other][fields[field]] = value
         except Exception:
             errors.append(traceback.format_exc())
-    print(json.dumps({"iterations": iterations, "errors": errors, "written": written}), flush=True)
+    return {"iterations": iterations, "errors": errors, "written": written}
 
 
 def changer(pk: int, changes: int, stop_file: str) -> None:
@@ -125,7 +157,7 @@ if __name__ == "__main__":
     if role == "serve":
         serve()
     elif role == "writer":
-        writer(int(args[0]), args[1], args[2])
+        writer(int(args[0]), args[1], args[2], *map(int, args[3:]))
     elif role == "changer":
         changer(int(args[0]), int(args[1]), args[2])
     else:
