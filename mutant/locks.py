@@ -814,7 +814,8 @@ class LockSession:
         while True:
             release = [key for key in self.asked if key in self.held and not self.held[key][1]]
             idle = [key for key, (_, users) in self.held.items() if not users]
-            release += [key for key in idle[: max(0, len(self.held) - self.KEEP)]]
+            idle = [key for key in idle if key not in release]
+            release += idle[: max(0, len(self.held) - len(release) - self.KEEP)]
             self.asked = {key for key in self.asked if key in self.held and key not in release}
             statements = []
             if release:

@@ -581,6 +581,16 @@ def test_a_process_keeps_only_its_most_recently_used_tables_locked(monkeypatch):
         with tables[0].subscribe():
             pass
     assert [session.pid in shared_holders(md.pk) for md in tables] == [True, True, False]
+    # What the session remembers holding is what the server holds.
+    with tables[2].subscribe():
+        pass
+    assert session.held.keys() == {tables[0].pk, tables[2].pk}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = %s",
+            [session.pid],
+        )
+        assert cursor.fetchone()[0] == 2
 
 
 @pg_only
