@@ -979,9 +979,10 @@ class FileLocks(LockBackend):
 
     Each definition has a main lock (shared for subscribers, exclusive for a
     modifier) and a gate. A modifier holds the gate while it waits for the
-    main lock, and a subscriber passes through the gate before taking the
-    main lock, so subscribers arriving after a waiting modifier queue behind
-    it. flock locks belong to an open file description: each thread's backend
+    main lock, and a subscriber passes through the gate (shared, so
+    subscribers do not queue behind each other) before taking the main lock,
+    so subscribers arriving after a waiting modifier queue behind it. flock
+    locks belong to an open file description: each connection's backend
     opens its own (and keeps the most recent ones open), so threads of one
     process conflict like processes do, and the kernel drops the locks of a
     process that dies. Lock files are never deleted: a process holding an
@@ -1067,7 +1068,8 @@ class FileLocks(LockBackend):
         try:
             for key in keys:
                 gate, main = self._files(key)
-                _flock(gate, fcntl.LOCK_EX, deadline)
+                # Subscribers pass through the gate together; a modifier holds it alone.
+                _flock(gate, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH, deadline)
                 try:
                     _flock(main, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH, deadline)
                 except BaseException:
