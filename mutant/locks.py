@@ -444,28 +444,21 @@ class PostgresLocks(LockBackend):
         return f"pg_{'' if wait else 'try_'}advisory_{scope}lock{mode}"
 
     def subscribe(self, keys: list[int], timeout: float) -> dict[int, int | None]:
-        versions: dict[int, int | None] = {}
-        session = None
-        if _autocommit(self.connection):
-            # Outside a transaction the process's lock session serves, mostly
-            # without a round trip. Inside one, this connection's transaction
-            # locks do: they see its own uncommitted changes and last until it ends.
-            session = lock_session(self.connection)
-        if session is not None:
-            versions = session.take(keys)
-            for key in versions:
-                self.modes[key] = (False, session)
-        rest = [key for key in keys if key not in versions]
-        if rest:
-            try:
-                versions.update(
-                    self._lock(rest, exclusive=False, timeout=timeout, read_versions=True)
-                )
-            except BaseException:
-                if session is not None and len(rest) < len(keys):
-                    self.release([key for key in keys if key not in rest])
-                raise
-        return versions
+        # Outside a transaction the process's lock session serves, mostly
+        # without a round trip. Inside one, this connection's transaction
+        # locks do: they see its own uncommitted changes and last until it ends.
+        session = lock_session(self.connection) if _autocommit(self.connection) else None
+        served = session.take(keys) if session is not None else {}
+        for key in served:
+            self.modes[key] = (False, session)
+        rest = [key for key in keys if key not in served]
+        if not rest:
+            return served
+        try:
+            return served | self._lock(rest, exclusive=False, timeout=timeout, read_versions=True)
+        except BaseException:
+            self.release(list(served))
+            raise
 
     def acquire(self, keys: list[int], *, exclusive: bool, timeout: float) -> None:
         self._lock(keys, exclusive=exclusive, timeout=timeout, read_versions=False)
@@ -669,7 +662,6 @@ class LockSession:
     REPEAT = 0.25  # seconds between a waiting modifier's requests
 
     def __init__(self, connection: BaseDatabaseWrapper):
-        self.alias = connection.alias
         self._versions_sql = _versions_sql(connection)
         self.mutex = threading.RLock()
         # key -> [version, users]; held by this session, least recently used first
