@@ -50,6 +50,7 @@ def drift(using: str = "default") -> list[str]:
         model = definition.model_class()
         table = model._meta.db_table
         defined.add(table)
+        defined.update(f.m2m_db_table() for f in model._meta.local_many_to_many)
         if table not in tables:
             problems.append(f"{definition.label}: table {table} is missing")
             continue

@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError, RestrictedError
 
 from mutant.errors import SchemaError
+from mutant.introspection import drift
 from mutant.models import (
     CharFieldDefinition,
     ForeignKeyDefinition,
@@ -154,6 +155,7 @@ def test_many_to_many_creates_renames_and_drops_its_through_table():
         model_def=order, name="items", to_definition=product
     )
     assert table_exists("tables_order_items")
+    assert drift() == []  # the link table belongs to the field
     Product, Order = product.model_class(), order.model_class()
     pen, ink = Product.objects.create(name="pen"), Product.objects.create(name="ink")
     first = Order.objects.create(ref="O1")
