@@ -117,19 +117,6 @@ class Report:
 # -- one column -------------------------------------------------------------------
 
 
-def _with_fields_built_once(definition: FieldDefinition) -> FieldDefinition:
-    """The definition with its Django fields built once, not on every call.
-
-    `parse_value` and `clean_stored_value` build a Django field per call,
-    which is most of their cost; the definition here is this import's own
-    copy, read from the database for it, so pinning them is safe.
-    """
-    plain, full = definition.plain_field(), definition.construct_field()
-    definition.plain_field = lambda: plain
-    definition.construct_field = lambda: full
-    return definition
-
-
 class Invalid(tuple):
     """A cell that cannot be stored: (None, None), with the reason why."""
 
@@ -155,7 +142,7 @@ class Column:
         self.header = header
         self.index = index
         self.field = model_field
-        self.definition = _with_fields_built_once(definition) if definition else None
+        self.definition = definition.frozen() if definition else None
         self.connection = connection
         self.holds_text = isinstance(model_field, (models.CharField, models.TextField))
         # A link's value is a row of another table: checked for all rows at

@@ -226,7 +226,8 @@ class ValueCheck:
         if retargeted:
             action = _("link it to another table")
         result = FieldReport(field=self.new.definition.label, action=action)
-        target = self.new.definition
+        # Built once, not once per row.
+        target, source = self.new.definition.frozen(), self.old.definition.frozen()
         field = target.construct_field()
         rows = self.model._base_manager.order_by("pk").values_list("pk", self.old.name)
         seen: Counter = Counter()
@@ -240,7 +241,7 @@ class ValueCheck:
                 continue
             try:
                 if retyped:
-                    new_value = target.convert_value(value, self.old.definition)
+                    new_value = target.convert_value(value, source)
                 else:
                     new_value = target.clean_stored_value(value)
             except ValidationError as error:
