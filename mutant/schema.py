@@ -702,12 +702,8 @@ class Plan:
             self.backups[new.pk] = backup
         scratch = f"mutant_retype_{new.pk}"
         target = new.field()
-        name, path, args, kwargs = target.deconstruct()
-        kwargs.update(null=True, unique=False, db_index=False)
-        kwargs.pop("default", None)
-        loose = type(target)(*args, **kwargs)
         run = self.migrator.run
-        run(ops.AddField(model_name, scratch, loose))
+        run(ops.AddField(model_name, scratch, trash.loose(target)))
         model = self.migrator.model(model_name)
         column = model._meta.get_field(scratch)
         connection = self.editor.connection
