@@ -152,14 +152,12 @@ def snapshot(before: dict[int, TableState], after: dict[int, TableState]) -> dic
         if table is None:
             tables[str(pk)] = None
             continue
-        definition = ModelDefinition.all_objects.filter(pk=pk).first()
         tables[str(pk)] = {
             "object_name": table.object_name,
             "meta": list(table.meta),
             "fields": [
                 _serialize(f.definition) | {"field_type": f.field_type} for f in table.fields
             ],
-            "exists": definition is not None,
         }
     # Through JSON now, so that undo reads exactly what is stored.
     return json.loads(DjangoJSONEncoder().encode(tables))
