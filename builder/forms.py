@@ -220,10 +220,7 @@ class TypeOffer:
 
     @property
     def _relation(self) -> bool:
-        cls = self._django_class
-        return any(
-            getattr(cls, flag, False) for flag in ("many_to_one", "one_to_one", "many_to_many")
-        )
+        return self.field_type.is_relation
 
     @property
     def takes_choices(self) -> bool:

@@ -57,8 +57,8 @@ from builder.forms import (
 )
 from builder.generated import model_form_for
 from builder.importing import rows_of
-from mutant import history
-from mutant.errors import DataLossError, DefinitionBusy, MutantError
+from mutant import classes, history
+from mutant.errors import DataLossError, MutantError
 from mutant.models import FieldDefinition, ModelDefinition
 from mutant.models.history import SchemaEvent
 
@@ -110,7 +110,8 @@ def table_model(request: HttpRequest, definition: ModelDefinition) -> type[model
     model = getattr(request, "mutant_model", None)
     if model is not None and getattr(model, "_definition_id", None) == definition.pk:
         return model
-    return definition.model_class()
+    # The version was read with the definition, just now: no second query for it.
+    return classes.for_definition(definition.pk, definition.version)
 
 
 def count_rows(request: HttpRequest, definition: ModelDefinition) -> int | None:
@@ -126,10 +127,7 @@ def admin_list_url(definition: ModelDefinition) -> str | None:
     try:
         return reverse(f"admin:tables_{definition.model_name}_changelist")
     except NoReverseMatch:
-        try:
-            return reverse("admin:app_list", args=["tables"]) + f"{definition.model_name}/"
-        except NoReverseMatch:
-            return None
+        return None
 
 
 def posted(request: HttpRequest) -> Any:
@@ -165,9 +163,7 @@ def run_change(
     except DataLossError as error:
         form.add_error(None, str(error))
         form.data_loss = error.report
-    except DefinitionBusy as error:
-        form.add_error(None, str(error))
-    except MutantError as error:
+    except MutantError as error:  # DefinitionBusy included
         form.add_error(None, str(error))
     except DatabaseError:
         logger.exception("A schema change failed in the database")
@@ -329,7 +325,7 @@ def field_labels(definition: ModelDefinition, but: FieldDefinition | None = None
     others = definition.field_defs.all()
     if but is not None:
         others = others.exclude(pk=but.pk)
-    return [f.verbose_name or f.name for f in others]
+    return [f.label for f in others]
 
 
 def picker_groups() -> list[tuple[str, list[dict]]]:
@@ -356,7 +352,7 @@ def field_add(request: HttpRequest, table: str) -> HttpResponse:
         return render(request, "builder/field_picker.html", context)
 
     preset = request.GET.get("choices") == "1" or request.POST.get("preset") == "1"
-    data = request.POST if request.method == "POST" else None
+    data = posted(request)
     form = FieldForm(data, offer=offer, other_labels=field_labels(definition))
     formset = choice_formset(data, preset=preset) if offer.takes_choices else None
     choice_errors: list[str] = []
@@ -389,7 +385,7 @@ def field_edit(request: HttpRequest, table: str, field: str) -> HttpResponse:
     definition = get_table(request, table)
     instance = get_field(definition, field)
     offer = TypeOffer(type(instance))
-    data = request.POST if request.method == "POST" else None
+    data = posted(request)
     form = FieldForm(
         data, offer=offer, instance=instance, other_labels=field_labels(definition, instance)
     )
@@ -912,7 +908,7 @@ def trash(request: HttpRequest) -> HttpResponse:
         {
             "tables": [{"definition": t, "title": table_title(t)} for t in tables],
             "fields": [
-                {"field": f.type_cast(), "table": f.model_def, "title": table_title(f.model_def)}
+                {"field": f, "table": f.model_def, "title": table_title(f.model_def)}
                 for f in fields
             ],
             "form": forms.Form(),

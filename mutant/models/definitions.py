@@ -302,7 +302,11 @@ class ModelDefinition(models.Model):
         found = []
         for kind in catalogue.field_types():
             if kind.is_relation:
-                found += kind.objects.filter(to_definition_id=self.pk).exclude(model_def_id=self.pk)
+                found += (
+                    kind.objects.filter(to_definition_id=self.pk)
+                    .exclude(model_def_id=self.pk)
+                    .select_related("model_def")
+                )
         return found
 
     def field_definitions(self) -> list[FieldDefinition]:
