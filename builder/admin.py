@@ -397,11 +397,12 @@ class TableRegistry(dict):
         pk = getattr(model, "_definition_id", None)
         if pk is None:
             return None
-        try:
-            current = classes.for_definition(pk)
-        except ModelDefinition.DoesNotExist:
-            return None
-        return self.site.admin_for(current)
+        if not classes.is_current(model):
+            try:
+                model = classes.for_definition(pk)
+            except ModelDefinition.DoesNotExist:
+                return None
+        return self.site.admin_for(model)
 
     def __contains__(self, model: Any) -> bool:
         return dict.__contains__(self, model) or self._table_admin(model) is not None

@@ -42,6 +42,21 @@ def for_definition(pk: int, version: int | None = None) -> type[models.Model]:
         return _classes[pk]
 
 
+def is_current(model: type[models.Model], using: str = DEFAULT_DB_ALIAS) -> bool:
+    """True if `model` is its table's current class, known without asking.
+
+    So it is while this thread subscribes to a table of its linked group: a
+    change to any of them locks them all, and classes are built per group.
+    """
+    if _classes.get(model._definition_id) is not model:
+        return False
+    return any(
+        locks.held_version(member, using=using) == _classes[member]._definition_version
+        for member in model._definition_group
+        if member in _classes
+    )
+
+
 def current_version(pk: int, using: str = DEFAULT_DB_ALIAS) -> int | None:
     """The table's version as committed (or as this transaction sees it)."""
     # Known without asking while this thread subscribes to the table.

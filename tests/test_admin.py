@@ -212,6 +212,29 @@ def test_a_link_is_filtered_and_picked_by_searching_the_linked_table(superuser_c
     assert "customer__id__exact" in listed.content.decode()
 
 
+def test_a_page_of_a_linked_table_asks_for_no_version_of_the_tables_it_links_to(
+    superuser_client,
+):
+    """The request subscribes to the order; the linked tables cannot change meanwhile."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    customer = ModelDefinition.objects.create(object_name="Customer")
+    CharFieldDefinition.objects.create(model_def=customer, name="name", max_length=20)
+    order = ModelDefinition.objects.create(object_name="Order")
+    for name in ("customer", "payer"):
+        ForeignKeyDefinition.objects.create(
+            model_def=order, name=name, to_definition=customer, on_delete="CASCADE", null=True
+        )
+    superuser_client.get("/admin/tables/order/add/")
+    with CaptureQueriesContext(connection) as queries:
+        page = superuser_client.get("/admin/tables/order/add/")
+    assert page.status_code == 200
+    assert 'data-field-name="payer"' in page.content.decode()
+    versions = [q["sql"] for q in queries if q["sql"].startswith('SELECT "version"')]
+    assert versions == []
+
+
 # -- rights ----------------------------------------------------------------------------------
 
 
