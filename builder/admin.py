@@ -38,6 +38,7 @@ from import_export.forms import ConfirmImportForm
 from builder import formats, jobs
 from builder.generated import model_admin_for
 from builder.permissions import forget_cached_content_type
+from builder.versioned import PerVersion
 from mutant import classes
 from mutant.models import ModelDefinition
 from mutant.models.definitions import APP_LABEL
@@ -432,22 +433,21 @@ class MutantAdminSite(admin.AdminSite):
     def __init__(self, name: str = "admin"):
         super().__init__(name)
         self._registry = TableRegistry(self)
-        self._table_admins: dict[int, tuple[int, TableAdmin]] = {}
+        self._table_admins: PerVersion[TableAdmin] = PerVersion()
 
     # -- a table's admin ---------------------------------------------------------------
 
     def admin_for(self, model: type[models.Model]) -> TableAdmin:
         """The admin of a user table's class, generated for its version."""
-        pk, version = model._definition_id, model._definition_version
-        entry = self._table_admins.get(pk)
-        if entry is not None and entry[0] == version:
-            return entry[1]
-        admin_class = model_admin_for(ModelDefinition(pk=pk), model=model)
-        # The table is new here, or changed elsewhere: its content type may be too.
-        forget_cached_content_type(model._meta.model_name)
-        model_admin = admin_class(model, self)
-        self._table_admins[pk] = (version, model_admin)
-        return model_admin
+        pk = model._definition_id
+
+        def build() -> TableAdmin:
+            admin_class = model_admin_for(ModelDefinition(pk=pk), model=model)
+            # The table is new here, or changed elsewhere: its content type may be too.
+            forget_cached_content_type(model._meta.model_name)
+            return admin_class(model, self)
+
+        return self._table_admins.get(pk, model._definition_version, build)
 
     def table_admin(self, request: HttpRequest, table: str) -> TableAdmin:
         """The admin of the table a request names; 404 if there is none."""

@@ -8,11 +8,12 @@ declarations on its next use; nothing is registered anywhere.
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING
 
 from django import forms
 from django.db import models
+
+from builder.versioned import PerVersion
 
 if TYPE_CHECKING:
     from builder.admin import TableAdmin
@@ -25,9 +26,8 @@ TEXT_FIELDS = (models.CharField, models.TextField)
 DATE_FIELDS = (models.DateField,)  # DateTimeField is a DateField
 LINK_FIELDS = (models.ForeignKey, models.OneToOneField, models.ManyToManyField)
 
-_forms: dict[int, tuple[int, type[forms.ModelForm]]] = {}
-_admins: dict[int, tuple[int, type[TableAdmin]]] = {}
-_lock = threading.RLock()
+_forms: PerVersion[type[forms.ModelForm]] = PerVersion()
+_admins: PerVersion[type[TableAdmin]] = PerVersion()
 
 
 class TableForm(forms.ModelForm):
@@ -49,20 +49,6 @@ def _current(model: type[models.Model] | None, definition: ModelDefinition):
     return model, (definition.pk, model._definition_version)
 
 
-def _cached(cache: dict, key: tuple[int, int], build):
-    pk, version = key
-    entry = cache.get(pk)
-    if entry is not None and entry[0] == version:
-        return entry[1]
-    with _lock:
-        entry = cache.get(pk)
-        if entry is not None and entry[0] == version:
-            return entry[1]
-        value = build()
-        cache[pk] = (version, value)
-        return value
-
-
 def model_form_for(
     definition: ModelDefinition, *, model: type[models.Model] | None = None
 ) -> type[forms.ModelForm]:
@@ -78,7 +64,7 @@ def model_form_for(
         names = [f.name for f in ordered_fields(model) if f.editable]
         return forms.modelform_factory(model, form=TableForm, fields=names)
 
-    return _cached(_forms, key, build)
+    return _forms.get(*key, build)
 
 
 def model_admin_for(
@@ -115,10 +101,4 @@ def model_admin_for(
         }
         return type(f"{model.__name__}Admin", (TableAdmin,), attrs)
 
-    return _cached(_admins, key, build)
-
-
-def forget(pk: int) -> None:
-    """Drop what was generated for table `pk` (it was deleted)."""
-    _forms.pop(pk, None)
-    _admins.pop(pk, None)
+    return _admins.get(*key, build)

@@ -117,10 +117,9 @@ def on_table_deleted(sender: Any, pk: int, object_name: str, **kwargs: Any) -> N
             # Deleting the content type deletes its permissions (and the grants).
             content_type.delete()
     ContentType.objects.clear_cache()
-    from builder import generated, resources
+    from builder import versioned
 
-    generated.forget(pk)
-    resources.forget(pk)
+    versioned.forget(pk)
 
 
 def on_definition_deleted(sender: Any, instance: ModelDefinition, **kwargs: Any) -> None:

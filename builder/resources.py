@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime
 import decimal
 import logging
-import threading
 from typing import Any
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
@@ -25,6 +24,7 @@ from import_export.results import Error, InvalidRow, Result, RowResult
 from builder.formats import neutralise_formula
 from builder.generated import ordered_fields
 from builder.importing import Progress, Report, TableImport
+from builder.versioned import PerVersion
 from mutant.errors import MutantError
 from mutant.models import FieldDefinition, ModelDefinition
 
@@ -34,8 +34,7 @@ NATIVE_TYPES = (bool, int, float, str, datetime.date)
 """Values a spreadsheet cell holds exactly as they are. Not an aware datetime
 (no time zones), nor a time (a fraction of a day, rounded)."""
 
-_resources: dict[int, tuple[int, type[TableResource]]] = {}
-_lock = threading.Lock()
+_resources: PerVersion[type[TableResource]] = PerVersion()
 
 
 class ValueWidget(widgets.Widget):
@@ -212,15 +211,12 @@ def result_from_report(
 
 def resource_for(model: type[models.Model]) -> type[TableResource]:
     """The resource class of `model`'s table at `model`'s version."""
-    pk, version = model._definition_id, model._definition_version
-    entry = _resources.get(pk)
-    if entry is not None and entry[0] == version:
-        return entry[1]
-    with _lock:
+    pk = model._definition_id
+
+    def build() -> type[TableResource]:
+        present = {f.name for f in model._meta.get_fields()}
         definitions = {
-            d.name: d
-            for d in ModelDefinition(pk=pk).field_definitions()
-            if d.name in {f.name for f in model._meta.get_fields()}
+            d.name: d for d in ModelDefinition(pk=pk).field_definitions() if d.name in present
         }
         names = column_names(model, definitions)
         declared: dict[str, Any] = {
@@ -253,13 +249,9 @@ def resource_for(model: type[models.Model]) -> type[TableResource]:
         resource = ModelDeclarativeMetaclass(
             f"{model.__name__}Resource", (TableResource,), {"Meta": meta, **declared}
         )
-        _resources[pk] = (version, resource)
         return resource
 
-
-def forget(pk: int) -> None:
-    """Drop the resource of table `pk` (it was deleted)."""
-    _resources.pop(pk, None)
+    return _resources.get(pk, model._definition_version, build)
 
 
 def resource_for_label(label: str) -> type[TableResource] | None:
