@@ -374,9 +374,9 @@ class FieldDefinitionBase(ModelBase):
                     declared[key] = meta.__dict__[key]
                     delattr(meta, key)
         cls = super().__new__(mcs, name, bases, attrs, **kwargs)
+        # Each field type declares its own: nothing is inherited.
         for key in mcs.DECLARATIONS:
-            inherited = getattr(getattr(cls, "_meta", None), key, None)
-            setattr(cls._meta, key, declared.get(key, inherited))
+            setattr(cls._meta, key, declared.get(key))
         if cls._meta.defined_field_options is None:
             cls._meta.defined_field_options = ()
         if cls._meta.defined_field_class is not None and not cls._meta.abstract:

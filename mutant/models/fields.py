@@ -261,11 +261,6 @@ class GenericIPAddressFieldDefinition(FieldDefinition):
         defined_field_category = WEB
         defined_field_description = _("An IPv4 or IPv6 network address.")
 
-    def parse_value(self, text: Any) -> Any:
-        if isinstance(text, str):
-            text = text.strip() or None
-        return super().parse_value(text)
-
 
 class UUIDFieldDefinition(FieldDefinition):
     class Meta:

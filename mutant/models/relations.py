@@ -108,17 +108,7 @@ class RelationDefinition(FieldDefinition):
         if self.choices:
             errors["choices"] = [gettext("A link cannot have a list of choices.")]
 
-    def parse_value(self, text: Any) -> Any:
-        if isinstance(text, str):
-            text = text.strip()
-            if not text:
-                return None
-        return self.plain_field_target().to_python(text)
-
     def plain_field(self) -> models.Field:
-        return self.plain_field_target()
-
-    def plain_field_target(self) -> models.Field:
         # Values of a link are primary keys of the target.
         return models.BigIntegerField()
 
