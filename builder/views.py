@@ -754,11 +754,11 @@ def table_import(request: HttpRequest) -> HttpResponse:
                 initial=[column.initial() for column in proposal], prefix="columns"
             )
             table_form = TableForm(initial={"title": title})
-            return _render_proposal(request, upload, dataset, table_form, columns)
+            return _render_proposal(request, upload, dataset, proposal, table_form, columns)
     return render(request, "builder/table_import.html", {"form": form})
 
 
-def _render_proposal(request, upload, dataset, table_form, columns, errors=()):
+def _render_proposal(request, upload, dataset, proposal, table_form, columns, errors=()):
     return render(
         request,
         "builder/table_import_confirm.html",
@@ -768,7 +768,7 @@ def _render_proposal(request, upload, dataset, table_form, columns, errors=()):
             "columns": columns,
             "preview": [list(row) for row in rows_of(dataset)[:5]],
             "headers": dataset.headers,
-            "column_rows": _column_rows(columns, propose_columns(dataset)),
+            "column_rows": _column_rows(columns, proposal),
             "row_count": dataset.height,
             "import_errors": errors,
         },
@@ -798,21 +798,22 @@ def _column_rows(columns, proposal) -> list[dict]:
 
 def _import_confirm(request: HttpRequest, uploads, upload) -> HttpResponse:
     dataset = upload.dataset()
+    proposal = propose_columns(dataset)
     table_form = TableForm(request.POST)
     columns = ColumnFormSet(request.POST, prefix="columns")
     if not (table_form.is_valid() and columns.is_valid()):
-        return _render_proposal(request, upload, dataset, table_form, columns)
+        return _render_proposal(request, upload, dataset, proposal, table_form, columns)
     chosen = [c.cleaned_data for c in columns if c.cleaned_data.get("include")]
     if not chosen:
         table_form.add_error(None, _("Keep at least one column."))
-        return _render_proposal(request, upload, dataset, table_form, columns)
+        return _render_proposal(request, upload, dataset, proposal, table_form, columns)
     definition = table_form.apply_to(ModelDefinition())
-    proposal = {column.index: column for column in propose_columns(dataset)}
+    by_index = {column.index: column for column in proposal}
     fields: list[tuple[int, FieldDefinition]] = []
     taken: list[str] = []
     for position, column in enumerate(chosen, start=1):
         offer = type_offer(column["field_type"])
-        proposed = proposal.get(column["column"])
+        proposed = by_index.get(column["column"])
         if proposed is not None and proposed.field_type is offer.field_type:
             options = proposed.options
         else:
@@ -832,14 +833,16 @@ def _import_confirm(request: HttpRequest, uploads, upload) -> HttpResponse:
                 field.save()
 
     if not run_change(create, table_form):
-        return _render_proposal(request, upload, dataset, table_form, columns)
+        return _render_proposal(request, upload, dataset, proposal, table_form, columns)
     try:
         fill_table(definition, dataset, {index: f.name for index, f in fields})
     except ImportRefused as refused:
         # All or nothing: a table that could not be filled is not kept either.
         run_change(definition.delete, table_form)
         table_form.add_error(None, str(refused))
-        return _render_proposal(request, upload, dataset, table_form, columns, refused.errors)
+        return _render_proposal(
+            request, upload, dataset, proposal, table_form, columns, refused.errors
+        )
     uploads.forget(upload)
     messages.success(
         request,
