@@ -85,17 +85,15 @@ def _build_group(pk: int) -> None:
     the targets, so a group is only consistent when built as one. Links name
     their targets by label; Django resolves them as each class registers.
     """
-    group = graph.linked_group([pk])
-    old = {member for member in group if member in _classes}
-    for member in list(_classes):
-        if _classes[member]._definition_group & set(group):
-            old.add(member)
-    for member in old | set(group):
+    group = set(graph.linked_group([pk]))
+    # With the classes built beside them before (the group may have split).
+    stale = group | {member for member, c in _classes.items() if c._definition_group & group}
+    for member in stale:
         forget(member)
     definitions = list(ModelDefinition.objects.filter(pk__in=group).order_by("pk"))
     for definition in definitions:
         _build(definition, frozenset(group))
-    _drop_pending(definitions)
+    _drop_pending()
 
 
 def _build(definition: ModelDefinition, group: frozenset[int]) -> type[models.Model]:
@@ -129,7 +127,7 @@ def _build(definition: ModelDefinition, group: frozenset[int]) -> type[models.Mo
     return model
 
 
-def _drop_pending(definitions: list[ModelDefinition]) -> None:
+def _drop_pending() -> None:
     """Forget links still waiting for a user table that was not built.
 
     A link names its target by label; if the target vanished meanwhile (another

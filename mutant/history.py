@@ -135,8 +135,10 @@ def describe(plan: Plan) -> tuple[list[str], str]:
                         "table": table,
                     }
                 )
-        kept = [f.pk for f in diff.new.fields if f.pk in diff.old.by_pk()]
-        if kept != [f.pk for f in diff.old.fields if f.pk in set(kept)]:
+        old_pks = diff.old.by_pk()
+        kept = [f.pk for f in diff.new.fields if f.pk in old_pks]
+        still = set(kept)
+        if kept != [f.pk for f in diff.old.fields if f.pk in still]:
             lines.append(_("Reordered the fields of %(table)s") % {"table": table})
     return lines, "; ".join(dict.fromkeys(blockers))
 
